@@ -1,0 +1,81 @@
+"""One exception hierarchy for everything envctl reports to a person.
+
+Every error carries a one-line message that names the file, key or value at fault, an optional
+hint with the fix, and the exit code the CLI maps it to.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_SUITE_FAILED = 1
+EXIT_USER_ERROR = 2
+EXIT_ENVIRONMENT_ERROR = 3
+EXIT_FLAKY = 4
+EXIT_INTERRUPTED = 130
+
+
+class EnvctlError(Exception):
+    """Base of every error envctl raises on purpose."""
+
+    exit_code = EXIT_USER_ERROR
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class ProfileError(EnvctlError):
+    """The profile (or a file it names) is wrong: the user fixes it."""
+
+
+class UsageError(EnvctlError):
+    """The command line asks for something that cannot be done."""
+
+
+class InfrastructureError(EnvctlError):
+    """Something outside the profile stands in the way: Docker down, port taken, timeout."""
+
+    exit_code = EXIT_ENVIRONMENT_ERROR
+
+
+class DockerUnavailableError(InfrastructureError):
+    """No Docker engine answers."""
+
+
+class PortInUseError(InfrastructureError):
+    """The profile's fixed port is held by something else."""
+
+
+class AlreadyRunningError(InfrastructureError):
+    """An environment for this profile is already up."""
+
+
+class NotRunningError(InfrastructureError):
+    """The command needs a running environment and there is none."""
+
+
+class ReadinessTimeoutError(InfrastructureError):
+    """The server did not accept connections in time."""
+
+
+class SeedError(EnvctlError):
+    """A seed file or backup could not be restored."""
+
+
+class SuiteTimeoutError(InfrastructureError):
+    """The test suite ran longer than test.timeout."""
+
+
+class Interrupted(EnvctlError):
+    """SIGINT or SIGTERM arrived; raised so that teardown runs on the way out."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum
+        self.exit_code = 128 + signum
