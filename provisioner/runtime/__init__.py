@@ -1,0 +1,86 @@
+"""Where Postgres runs: one small interface, a backend per place (Docker, native binaries)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+LABEL_PREFIX = "dev.envctl."
+MANAGED_LABEL = f"{LABEL_PREFIX}managed"
+ENV_LABEL = f"{LABEL_PREFIX}env"
+
+
+@dataclass(frozen=True)
+class ServerFile:
+    """A file placed in the server's private config folder before it starts."""
+
+    name: str
+    content: bytes
+    mode: int = 0o600
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """Everything a runtime needs to start one environment's server."""
+
+    env_id: str
+    image: str
+    major: int
+    user: str
+    password: str
+    database: str
+    bind_host: str
+    port: int | None  # None: any free port
+    settings: dict[str, str]
+    labels: dict[str, str]
+    files: tuple[ServerFile, ...] = ()
+    initdb_args: tuple[str, ...] = ()
+    network_alias: str = "postgres"
+
+
+@dataclass(frozen=True)
+class StartedServer:
+    """A server that runs (not necessarily ready yet)."""
+
+    port: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FoundEnvironment:
+    """An environment a runtime knows about, as its labels describe it."""
+
+    env_id: str
+    labels: dict[str, str]
+    status: str
+    resources: tuple[str, ...]
+
+
+class Runtime(Protocol):
+    """What the lifecycle needs from a place that runs Postgres."""
+
+    name: str
+
+    def config_dir(self, env_id: str) -> str:
+        """Where `ServerSpec.files` land, as the server sees the path."""
+        ...
+
+    def start(self, spec: ServerSpec) -> StartedServer:
+        """Create and start the server; on failure leave nothing behind."""
+        ...
+
+    def failure(self, env_id: str) -> str | None:
+        """Why the server is not running, or None while it runs."""
+        ...
+
+    def log_tail(self, env_id: str, lines: int = 40) -> str:
+        """The last lines of the server's log."""
+        ...
+
+    def remove(self, env_id: str) -> list[str]:
+        """Remove everything of `env_id`; return what was removed."""
+        ...
+
+    def environments(self) -> list[FoundEnvironment]:
+        """Every environment of envctl's this runtime can see."""
+        ...

@@ -1,0 +1,191 @@
+"""Env files: render variables from presets and templates, merge them into a file, restore it.
+
+The file a user had before envctl touched it is kept byte for byte: the backup is written and
+fsynced *before* the file changes, so a crash at any point can be recovered from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.connection import Connection
+from provisioner.errors import InfrastructureError
+
+# What each preset writes. Checked against what the clients read (see docs/CLIENTS.md).
+PRESETS: dict[str, dict[str, str]] = {
+    "url": {"DATABASE_URL": "{url}"},
+    "libpq": {
+        "PGHOST": "{host}",
+        "PGPORT": "{port}",
+        "PGUSER": "{user}",
+        "PGPASSWORD": "{password}",
+        "PGDATABASE": "{database}",
+        "PGSSLMODE": "{sslmode}",
+        "PGSSLROOTCERT": "{sslrootcert}",
+        "PGSSLCERT": "{sslcert}",
+        "PGSSLKEY": "{sslkey}",
+    },
+    "medusa": {
+        "DB_HOST": "{host}",
+        "DB_PORT": "{port}",
+        "DB_USERNAME": "{user}",
+        "DB_PASSWORD": "{password}",
+        "DB_SCHEMA": "public",
+        "MEDUSA_DB_SCHEMA": "public",
+        "DATABASE_URL": "{url}",
+        "PGSSLMODE": "{sslmode}",
+    },
+}
+# Certificate variables are left out, not written empty, when the environment has no such file.
+_OPTIONAL_FIELDS = ("{sslrootcert}", "{sslcert}", "{sslkey}")
+_MARKER = "# envctl: managed variables below are restored when the environment is removed"
+_ASSIGNMENT = re.compile(r"^(\s*(?:export\s+)?)([A-Za-z_][A-Za-z0-9_]*)(\s*=)")
+_BARE_VALUE = re.compile(r"^[A-Za-z0-9_./:@%+,=?&-]*$")
+
+
+def render_env(
+    connection: Connection, presets: Iterable[str], custom: Mapping[str, str]
+) -> dict[str, str]:
+    """The variables for `connection`: each preset in order, then the profile's own templates."""
+    values = connection.template_values()
+    rendered: dict[str, str] = {}
+    for preset in presets:
+        for name, template in PRESETS[preset].items():
+            value = template.format_map(values)
+            if value or not any(field in template for field in _OPTIONAL_FIELDS):
+                rendered[name] = value
+    for name, template in custom.items():
+        rendered[name] = template.format_map(values)
+    return rendered
+
+
+def format_env(variables: Mapping[str, str], fmt: str) -> str:
+    """Variables as a dotenv file, shell `export` lines or JSON."""
+    if fmt == "json":
+        return json.dumps(dict(variables), indent=2) + "\n"
+    if fmt == "shell":
+        return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items())
+    return "".join(f"{k}={dotenv_quote(v)}\n" for k, v in variables.items())
+
+
+def dotenv_quote(value: str) -> str:
+    """A value as dotenv parsers (node, bun, python-dotenv) read it back unchanged."""
+    if _BARE_VALUE.match(value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def merge_env(existing: str, variables: Mapping[str, str]) -> str:
+    """`existing` with managed keys updated in place; other lines and comments kept."""
+    remaining = dict(variables)
+    lines = existing.splitlines(keepends=True)
+    out: list[str] = []
+    for line in lines:
+        match = _ASSIGNMENT.match(line)
+        if match and match.group(2) in variables:
+            name = match.group(2)
+            ending = "\n" if line.endswith("\n") else ""
+            if name in remaining:
+                out.append(f"{match.group(1)}{name}={dotenv_quote(remaining.pop(name))}{ending}")
+            # A second assignment of a managed key would override ours: drop it.
+            continue
+        out.append(line)
+    if remaining:
+        if out and not out[-1].endswith("\n"):
+            out[-1] += "\n"
+        if _MARKER + "\n" not in out:
+            out.append(_MARKER + "\n")
+        out.append(format_env(remaining, "dotenv"))
+    return "".join(out)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` with `data` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".envctl-tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class EnvFileGuard:
+    """Remembers how an env file was before envctl changed it, in the environment's state folder.
+
+    The record (`envfile.json`) and the backup (`envfile.backup`) are written before the env
+    file is touched; `restore()` puts the original back (or removes a file envctl created) and
+    then forgets them. Calling `restore()` again, e.g. from `gc` after a crash, is harmless.
+    """
+
+    state_dir: Path
+
+    @property
+    def record(self) -> Path:
+        return self.state_dir / "envfile.json"
+
+    @property
+    def backup(self) -> Path:
+        return self.state_dir / "envfile.backup"
+
+    def write(self, target: Path, variables: Mapping[str, str]) -> None:
+        """Merge `variables` into `target`, saving the original first."""
+        try:
+            original = target.read_bytes()
+            mode: int | None = target.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            original, mode = b"", None
+        except OSError as exc:
+            raise InfrastructureError(f"{target}: cannot be read ({exc.strerror})") from None
+        if not self.record.exists():
+            if mode is not None:
+                write_atomic(self.backup, original)
+            record = {"path": str(target), "existed": mode is not None, "mode": mode}
+            write_atomic(self.record, json.dumps(record).encode())
+        merged = merge_env(original.decode("utf-8", errors="surrogateescape"), variables)
+        try:
+            write_atomic(target, merged.encode("utf-8", errors="surrogateescape"))
+        except OSError as exc:
+            raise InfrastructureError(f"{target}: cannot be written ({exc.strerror})") from None
+
+    def restore(self) -> Path | None:
+        """Put the env file back as it was; return its path, or None if nothing was recorded."""
+        try:
+            record = json.loads(self.record.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        target = Path(record["path"])
+        if record["existed"]:
+            write_atomic(target, self.backup.read_bytes(), mode=record["mode"])
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self.backup.unlink()
+        self.record.unlink()
+        return target

@@ -1,0 +1,57 @@
+"""Readiness: a real connection with the profile's credentials runs `SELECT 1`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from provisioner import signals
+from provisioner.connection import Connection
+from provisioner.errors import InfrastructureError, ReadinessTimeoutError
+
+
+def wait_until_ready(
+    connection: Connection,
+    *,
+    timeout: float,
+    server_failure: Callable[[], str | None],
+    log_tail: Callable[[], str],
+) -> float:
+    """Poll until a connection succeeds; return the seconds it took.
+
+    `server_failure()` returns a reason when the server is gone (so we stop at once instead of
+    waiting out the timeout); `log_tail()` supplies the server log for the error message.
+    """
+    import psycopg
+
+    started = time.monotonic()
+    deadline = started + timeout
+    delay = 0.02
+    last_error = "no attempt yet"
+    while True:
+        signals.current().checkpoint()
+        try:
+            with psycopg.connect(**connection.psycopg_kwargs(connect_timeout=2)) as conn:
+                conn.execute("SELECT 1")
+            return time.monotonic() - started
+        except psycopg.Error as exc:
+            last_error = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+        failure = server_failure()
+        if failure:
+            raise InfrastructureError(
+                f"the database server stopped while starting ({failure})\n{_indent(log_tail())}",
+                hint="the server log above names the cause",
+            )
+        if time.monotonic() >= deadline:
+            raise ReadinessTimeoutError(
+                f"the database did not accept connections within {timeout:g}s "
+                f"(last error: {last_error})\n{_indent(log_tail())}",
+                hint="raise postgres.startup_timeout, or read the server log above",
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+def _indent(text: str) -> str:
+    lines = text.rstrip().splitlines() or ["(the server log is empty)"]
+    return "\n".join("  | " + line for line in lines)

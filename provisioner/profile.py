@@ -1,0 +1,449 @@
+"""Profiles: the YAML file that says what a test database is.
+
+`load_profile(path)` reads, validates and resolves a profile. Every problem becomes one
+`ProfileError` that names the file, the key path, the line and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import ipaddress
+import os
+import re
+import string
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from provisioner.errors import ProfileError
+
+DEFAULT_IMAGE_TEMPLATE = "postgres:{version}"
+IMAGE_TEMPLATE_VARIABLE = "ENVCTL_POSTGRES_IMAGE"
+SUPPORTED_MAJORS = tuple(range(12, 19))
+SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
+# Settings that make a throwaway server fast; `durable: true` turns them off.
+TEST_FRIENDLY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+TEMPLATE_FIELDS = (
+    "url",
+    "host",
+    "port",
+    "user",
+    "password",
+    "database",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+)
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_VERSION = re.compile(r"^(\d{1,2})(?:\.(\d{1,2}))?$")
+_SETTING = re.compile(r"^[a-z_][a-z0-9_.]{0,62}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control_characters(value: str, what: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError(f"{what} must not contain control characters such as newlines")
+    return value
+
+
+def _ssl_from_string(value: Any) -> Any:
+    # `ssl: require` is shorthand for `ssl: {mode: require}`.
+    if isinstance(value, str):
+        return {"mode": value}
+    if isinstance(value, bool):
+        return {"mode": "require" if value else "disable"}
+    return value
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SslConfig(_Strict):
+    """How clients and server agree on TLS."""
+
+    mode: Literal["disable", "require", "verify-ca", "verify-full"] = "disable"
+    client_cert: bool = False
+
+    @model_validator(mode="after")
+    def _client_cert_needs_ssl(self) -> SslConfig:
+        if self.client_cert and self.mode == "disable":
+            raise ValueError("client_cert: true needs an SSL mode other than disable")
+        return self
+
+
+SettingValue = str | int | float | bool
+
+
+class PostgresConfig(_Strict):
+    """The server: version, where it listens, who logs in, how it is configured."""
+
+    version: str = "16"
+    image: str | None = None
+    port: int | Literal["auto"] = "auto"
+    host: str = "127.0.0.1"
+    user: str = "postgres"
+    password: str | None = None
+    database: str = "test"
+    settings: dict[str, SettingValue] = Field(default_factory=dict)
+    durable: bool = False
+    ssl: Annotated[SslConfig, BeforeValidator(_ssl_from_string)] = Field(default_factory=SslConfig)
+    startup_timeout: float = Field(default=60.0, gt=0, le=3600)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        # YAML reads `version: 16` as an int and `16.4` as a float: both mean the text.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: str) -> str:
+        match = _VERSION.match(value)
+        if not match:
+            raise ValueError(
+                f"'{value}' is not a Postgres version: write a major such as 16 or 16.4"
+            )
+        if int(match.group(1)) not in SUPPORTED_MAJORS:
+            majors = ", ".join(str(m) for m in SUPPORTED_MAJORS)
+            raise ValueError(f"Postgres {match.group(1)} is not supported: use one of {majors}")
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _port_range(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 65535:
+            raise ValueError(f"port {value} is out of range: use 1-65535 or auto")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _bind_address(cls, value: str) -> str:
+        if value == "localhost":
+            return "127.0.0.1"
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(
+                f"'{value}' is not an IP address to bind to: use 127.0.0.1 (the default)"
+            ) from None
+        return value
+
+    @field_validator("user", "database")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not value or len(value) > 63:
+            raise ValueError("must be 1 to 63 characters long")
+        return _no_control_characters(value, "the name")
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not value:
+                raise ValueError("an empty password cannot log in: remove the key for a random one")
+            _no_control_characters(value, "the password")
+        return value
+
+    @field_validator("settings")
+    @classmethod
+    def _settings(cls, value: dict[str, SettingValue]) -> dict[str, SettingValue]:
+        for key, setting in value.items():
+            if not _SETTING.match(key):
+                raise ValueError(f"'{key}' is not a server setting name")
+            _no_control_characters(str(setting), f"the value of {key}")
+        return value
+
+    @property
+    def major(self) -> int:
+        """The major version, e.g. 16 for "16.4"."""
+        return int(self.version.split(".")[0])
+
+    def resolved_image(self) -> str:
+        """The image to run: `image` if set, else the (overridable) template."""
+        if self.image:
+            return self.image
+        template = os.environ.get(IMAGE_TEMPLATE_VARIABLE) or DEFAULT_IMAGE_TEMPLATE
+        try:
+            return template.format(version=self.version, major=self.major)
+        except (KeyError, IndexError, ValueError):
+            raise ProfileError(
+                f"{IMAGE_TEMPLATE_VARIABLE}='{template}' is not a valid image template",
+                hint="use {version} or {major}, e.g. mirror.example/postgres:{major}",
+            ) from None
+
+    def server_settings(self) -> dict[str, str]:
+        """Every `-c` setting the server starts with: test-friendly defaults, then the profile's."""
+        merged = {} if self.durable else dict(TEST_FRIENDLY_SETTINGS)
+        for key, value in self.settings.items():
+            merged[key] = _setting_text(value)
+        return merged
+
+
+def _setting_text(value: SettingValue) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+class EnvConfig(_Strict):
+    """Which file to write and which variables go in it."""
+
+    file: Path | None = Path(".env.test")
+    preset: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
+        default_factory=lambda: ["url", "libpq"]
+    )
+    vars: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("preset")
+    @classmethod
+    def _known_presets(cls, value: list[str]) -> list[str]:
+        from provisioner.envfile import PRESETS
+
+        for name in value:
+            if name not in PRESETS:
+                close = difflib.get_close_matches(name, PRESETS, n=1)
+                suggestion = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(
+                    f"unknown preset '{name}'{suggestion}: choose from {', '.join(PRESETS)}"
+                )
+        return value
+
+    @field_validator("vars")
+    @classmethod
+    def _templates(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, template in value.items():
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"'{name}' is not a valid environment variable name")
+            _no_control_characters(template, f"the template of {name}")
+            for field in _template_fields(template, name):
+                if field not in TEMPLATE_FIELDS:
+                    close = difflib.get_close_matches(field, TEMPLATE_FIELDS, n=1)
+                    suggestion = f" (did you mean '{{{close[0]}}}'?)" if close else ""
+                    raise ValueError(
+                        f"{name}: unknown placeholder '{{{field}}}'{suggestion}; "
+                        f"known: {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}"
+                    )
+        return value
+
+
+def _template_fields(template: str, name: str) -> list[str]:
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc} (write {{{{ and }}}} for literal braces)") from None
+    return [field for _, field, _, _ in parsed if field is not None]
+
+
+class TestConfig(_Strict):
+    """How `envctl run` runs the suite."""
+
+    __test__ = False  # not a pytest test class
+
+    command: list[str] | str | None = None
+    workdir: Path = Path(".")
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0)
+
+    @field_validator("command")
+    @classmethod
+    def _non_empty(cls, value: list[str] | str | None) -> list[str] | str | None:
+        if value is not None and not value:
+            raise ValueError("the command is empty")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"'{name}' is not a valid environment variable name")
+        return value
+
+
+class Profile(_Strict):
+    """A whole profile, with paths resolved against the profile's folder."""
+
+    name: str
+    postgres: PostgresConfig = Field(default_factory=PostgresConfig)
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    test: TestConfig = Field(default_factory=TestConfig)
+    path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"'{value}' is not a valid name: use lowercase letters, digits, '-', '_' or '.'"
+            )
+        return value
+
+    @property
+    def folder(self) -> Path:
+        """The folder that relative paths in the profile are resolved against."""
+        return self.path.parent if self.path else Path.cwd()
+
+    @property
+    def env_id(self) -> str:
+        """Identifies this profile's environment: its name plus a hash of where it lives."""
+        where = str(self.path.resolve()) if self.path else self.name
+        return f"{self.name}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
+
+    @property
+    def env_file(self) -> Path | None:
+        """The env file's absolute path, or None when the profile writes none."""
+        return None if self.env.file is None else (self.folder / self.env.file).resolve()
+
+    @property
+    def workdir(self) -> Path:
+        """The folder the suite runs in."""
+        return (self.folder / self.test.workdir).resolve()
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read and validate the profile at `path`; raise ProfileError naming file, key and fix."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(
+            f"{path}: no such profile", hint="check the path, e.g. profiles/quickstart.yaml"
+        ) from None
+    except IsADirectoryError:
+        raise ProfileError(f"{path}: is a folder, not a profile file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: cannot be read ({exc})") from None
+    return parse_profile(text, path)
+
+
+def parse_profile(text: str, path: Path) -> Profile:
+    """Validate profile text; `path` names the file in errors and anchors relative paths."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ProfileError(
+            f"{path}{where}: not valid YAML ({problem})",
+            hint="check indentation and quoting around that line",
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise ProfileError(f"{path}: not valid YAML ({exc})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProfileError(
+            f"{path}: a profile is a mapping of keys such as name and postgres, "
+            f"not a {type(data).__name__}",
+            hint="start from profiles/quickstart.yaml",
+        )
+    data.setdefault("name", _default_name(path))
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        raise _profile_error(exc, path, root) from None
+    except RecursionError:
+        raise ProfileError(f"{path}: the document nests too deeply") from None
+    return profile.model_copy(update={"path": path.resolve()})
+
+
+def _default_name(path: Path) -> str:
+    stem = re.sub(r"[^a-z0-9_.-]+", "-", path.stem.lower()).strip("-._")
+    return stem or "envctl"
+
+
+def _profile_error(exc: ValidationError, path: Path, root: yaml.Node | None) -> ProfileError:
+    error = exc.errors()[0]
+    loc = _clean_location(error["loc"])
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    line = _line_of(root, loc)
+    where = f"{path}, line {line}" if line else str(path)
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(allowed)}"
+        return ProfileError(f"{where}: unknown key '{key}'{suffix}", hint=hint)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "is required"
+    return ProfileError(
+        f"{where}: {key}: {message}{suffix}",
+        hint="see the profile reference in README.md",
+    )
+
+
+def _clean_location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    # Pydantic inserts union branch names ("int", "literal['auto']") into locations.
+    return tuple(
+        part
+        for part in loc
+        if not (isinstance(part, str) and (part.endswith("]") or part in {"int", "str", "float"}))
+    )
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    model: Any = Profile
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+    return [name for name in getattr(model, "model_fields", {}) if name != "path"]
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    node = root
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

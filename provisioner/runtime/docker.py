@@ -1,0 +1,281 @@
+"""The Docker runtime: one container and one network per environment, found again by label."""
+
+from __future__ import annotations
+
+import io
+import socket
+import tarfile
+import time
+from typing import Any
+
+from provisioner.errors import (
+    AlreadyRunningError,
+    DockerUnavailableError,
+    InfrastructureError,
+    PortInUseError,
+    ProfileError,
+)
+from provisioner.runtime import (
+    ENV_LABEL,
+    MANAGED_LABEL,
+    FoundEnvironment,
+    ServerSpec,
+    StartedServer,
+)
+
+CONFIG_DIR = "/etc/envctl"
+SERVER_UID = 999  # the official image's postgres user, which our test images copy
+PING_TIMEOUT = 3.0
+
+
+def docker_client(timeout: float = PING_TIMEOUT) -> Any:
+    """A Docker client that has answered a ping, or DockerUnavailableError."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=max(int(timeout), 1))
+        client.ping()
+    except (DockerException, OSError) as exc:
+        raise DockerUnavailableError(
+            f"no Docker engine answers ({_first_line(exc)})",
+            hint="start Docker (e.g. `sudo systemctl start docker`), check DOCKER_HOST, "
+            "or use `runtime: native`",
+        ) from None
+    client.api.timeout = 120
+    return client
+
+
+class DockerRuntime:
+    """Runs each environment's server in a container of the profile's image."""
+
+    name = "docker"
+
+    def __init__(self, client: Any | None = None) -> None:
+        self.client = client if client is not None else docker_client()
+
+    def config_dir(self, env_id: str) -> str:
+        return CONFIG_DIR
+
+    def start(self, spec: ServerSpec) -> StartedServer:
+        from docker.errors import APIError
+
+        self._ensure_image(spec.image)
+        if spec.port is not None:
+            self._check_port_free(spec.bind_host, spec.port)
+        name = container_name(spec.env_id)
+        try:
+            network = self.client.networks.create(
+                name, driver="bridge", labels=spec.labels, check_duplicate=True
+            )
+        except APIError as exc:
+            if exc.status_code == 409:
+                raise AlreadyRunningError(
+                    f"an environment '{spec.env_id}' is being started by another envctl",
+                ) from None
+            raise InfrastructureError(f"cannot create network {name}: {_first_line(exc)}") from None
+        try:
+            container = self._create_container(spec, name, network.name)
+            if spec.files:
+                container.put_archive("/etc", _config_archive(spec))
+            container.start()
+            container.reload()
+            port = int(container.ports["5432/tcp"][0]["HostPort"])
+        except APIError as exc:
+            self.remove(spec.env_id)
+            message = _first_line(exc)
+            if exc.status_code == 409:
+                raise AlreadyRunningError(
+                    f"an environment '{spec.env_id}' is being started by another envctl"
+                ) from None
+            if "port is already allocated" in message or "address already in use" in message:
+                raise PortInUseError(
+                    f"port {spec.port} on {spec.bind_host} is already in use",
+                    hint="choose another postgres.port, or `port: auto`",
+                ) from None
+            raise InfrastructureError(f"Docker could not start the database: {message}") from None
+        except BaseException:
+            self.remove(spec.env_id)
+            raise
+        return StartedServer(
+            port=port, details={"container": container.id[:12], "network": network.name}
+        )
+
+    def _create_container(self, spec: ServerSpec, name: str, network: str) -> Any:
+        command = ["postgres"]
+        for key, value in spec.settings.items():
+            command += ["-c", f"{key}={value}"]
+        environment = {
+            "POSTGRES_USER": spec.user,
+            "POSTGRES_PASSWORD": spec.password,
+            "POSTGRES_DB": spec.database,
+        }
+        if spec.initdb_args:
+            environment["POSTGRES_INITDB_ARGS"] = " ".join(spec.initdb_args)
+        endpoint = self.client.api.create_endpoint_config(aliases=[spec.network_alias])
+        return self.client.containers.create(
+            spec.image,
+            command=command,
+            name=name,
+            environment=environment,
+            labels=spec.labels,
+            ports={"5432/tcp": (spec.bind_host, spec.port)},
+            network=network,
+            networking_config={network: endpoint},
+            detach=True,
+            shm_size="256m",
+        )
+
+    def _ensure_image(self, image: str) -> None:
+        from docker.errors import APIError, ImageNotFound
+
+        try:
+            self.client.images.get(image)
+            return
+        except ImageNotFound:
+            pass
+        try:
+            self.client.images.pull(image)
+        except APIError as exc:
+            raise ProfileError(
+                f"image '{image}' is not present and cannot be pulled ({_first_line(exc)})",
+                hint="check postgres.version / postgres.image, or point ENVCTL_POSTGRES_IMAGE "
+                "at a registry you can reach (e.g. mirror.example/postgres:{major})",
+            ) from None
+
+    def _check_port_free(self, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+                return
+            except OSError:
+                pass
+        holder = self._container_publishing(port)
+        who = f"container '{holder}'" if holder else "another process"
+        raise PortInUseError(
+            f"port {port} on {host} is already in use by {who}",
+            hint="stop it, choose another postgres.port, or use `port: auto`",
+        )
+
+    def _container_publishing(self, port: int) -> str | None:
+        for container in self.client.containers.list():
+            for bindings in (container.ports or {}).values():
+                for binding in bindings or []:
+                    if binding.get("HostPort") == str(port):
+                        return str(container.name)
+        return None
+
+    def failure(self, env_id: str) -> str | None:
+        from docker.errors import NotFound
+
+        try:
+            container = self.client.containers.get(container_name(env_id))
+        except NotFound:
+            return "the container is gone"
+        if container.status in ("running", "created"):
+            return None
+        code = container.attrs.get("State", {}).get("ExitCode")
+        return f"container {container.status}, exit code {code}"
+
+    def log_tail(self, env_id: str, lines: int = 40) -> str:
+        from docker.errors import APIError, NotFound
+
+        try:
+            container = self.client.containers.get(container_name(env_id))
+            raw: bytes = container.logs(tail=lines)
+        except (NotFound, APIError):
+            return ""
+        return raw.decode("utf-8", errors="replace")
+
+    def remove(self, env_id: str) -> list[str]:
+        from docker.errors import APIError, NotFound
+
+        removed: list[str] = []
+        selector = {"label": f"{ENV_LABEL}={env_id}"}
+        # A container being created when a signal arrived can appear a moment later; look twice.
+        for attempt in range(2):
+            for container in self.client.containers.list(all=True, filters=selector):
+                try:
+                    container.remove(force=True, v=True)
+                    removed.append(f"container {container.name}")
+                except NotFound:
+                    pass
+            for network in self.client.networks.list(filters=selector):
+                try:
+                    network.remove()
+                    removed.append(f"network {network.name}")
+                except NotFound:
+                    pass
+                except APIError as exc:
+                    if attempt:
+                        raise InfrastructureError(
+                            f"cannot remove network {network.name}: {_first_line(exc)}"
+                        ) from None
+            if attempt == 0 and not removed:
+                break
+            if attempt == 0:
+                time.sleep(0.05)
+        return removed
+
+    def environments(self) -> list[FoundEnvironment]:
+        found: dict[str, FoundEnvironment] = {}
+        selector = {"label": MANAGED_LABEL}
+        for container in self.client.containers.list(all=True, filters=selector):
+            env_id = container.labels.get(ENV_LABEL, "")
+            found[env_id] = FoundEnvironment(
+                env_id=env_id,
+                labels=dict(container.labels),
+                status=str(container.status),
+                resources=(f"container {container.name}",),
+            )
+        for network in self.client.networks.list(filters=selector):
+            env_id = network.attrs.get("Labels", {}).get(ENV_LABEL, "")
+            if env_id in found:
+                entry = found[env_id]
+                found[env_id] = FoundEnvironment(
+                    env_id,
+                    entry.labels,
+                    entry.status,
+                    (*entry.resources, f"network {network.name}"),
+                )
+            else:
+                found[env_id] = FoundEnvironment(
+                    env_id,
+                    dict(network.attrs.get("Labels", {})),
+                    "network only",
+                    (f"network {network.name}",),
+                )
+        return sorted(found.values(), key=lambda env: env.env_id)
+
+
+def container_name(env_id: str) -> str:
+    """The container (and network) name of an environment."""
+    return f"envctl-{env_id}"
+
+
+def _config_archive(spec: ServerSpec) -> bytes:
+    # Owned by the server's user, so that Postgres accepts its private key (0600).
+    buffer = io.BytesIO()
+    folder = CONFIG_DIR.removeprefix("/etc/")
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(folder)
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o700
+        info.uid = info.gid = SERVER_UID
+        info.mtime = int(time.time())
+        archive.addfile(info)
+        for item in spec.files:
+            info = tarfile.TarInfo(f"{folder}/{item.name}")
+            info.size = len(item.content)
+            info.mode = item.mode
+            info.uid = info.gid = SERVER_UID
+            info.mtime = int(time.time())
+            archive.addfile(info, io.BytesIO(item.content))
+    return buffer.getvalue()
+
+
+def _first_line(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    text = str(explanation or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,69 @@
+"""SIGINT and SIGTERM become a flag that envctl checks at safe points.
+
+A signal never interrupts a Docker call half way: it is recorded, and the loops that wait
+(readiness, the suite) raise `Interrupted` at their next check, so teardown always runs whole.
+A third signal gives up waiting and exits at once (`envctl gc` tidies up after that).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from provisioner.errors import Interrupted
+
+_HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+
+class SignalState:
+    """The signals received while a guard was installed."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    @property
+    def pending(self) -> int | None:
+        return self.received[0] if self.received else None
+
+    def checkpoint(self) -> None:
+        """Raise Interrupted if a signal arrived."""
+        if self.received:
+            raise Interrupted(self.received[0])
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+        if len(self.received) >= 3:
+            raise KeyboardInterrupt("forced exit after repeated signals")
+
+
+_current = SignalState()
+
+
+def current() -> SignalState:
+    """The state the innermost guard records into (a dummy outside any guard)."""
+    return _current
+
+
+@contextmanager
+def deferred_signals() -> Iterator[SignalState]:
+    """Record SIGINT/SIGTERM instead of dying; restore the previous handlers afterwards."""
+    global _current
+    state = SignalState()
+    if threading.current_thread() is not threading.main_thread():
+        # Handlers can only be installed from the main thread; a library caller in another
+        # thread keeps Python's defaults.
+        yield state
+        return
+    previous = {signum: signal.getsignal(signum) for signum in _HANDLED}
+    outer, _current = _current, state
+    for signum in _HANDLED:
+        signal.signal(signum, state._handle)
+    try:
+        yield state
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _current = outer
