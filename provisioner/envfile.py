@@ -42,6 +42,8 @@ PRESETS: dict[str, dict[str, str]] = {
         "MEDUSA_DB_SCHEMA": "public",
         "DATABASE_URL": "{url}",
         "PGSSLMODE": "{sslmode}",
+        # node-postgres reads no PGSSLROOTCERT; Node itself trusts this extra CA file.
+        "NODE_EXTRA_CA_CERTS": "{sslrootcert}",
     },
 }
 # Certificate variables are left out, not written empty, when the environment has no such file.

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,9 +19,10 @@ from pathlib import Path
 
 from provisioner import signals
 from provisioner.connection import Connection
-from provisioner.envfile import EnvFileGuard, render_env
+from provisioner.envfile import EnvFileGuard, render_env, write_atomic
 from provisioner.errors import AlreadyRunningError, InfrastructureError
 from provisioner.postgres.ready import wait_until_ready
+from provisioner.postgres.ssl import server_ssl
 from provisioner.profile import Profile
 from provisioner.runtime import ENV_LABEL, LABEL_PREFIX, MANAGED_LABEL, Runtime, ServerSpec
 from provisioner.state import (
@@ -32,9 +34,12 @@ from provisioner.state import (
     process_alive,
     save_record,
 )
+from provisioner.tls import CertificateSet
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str], None]
+NETWORK_ALIAS = "postgres"
+CERTS_FOLDER = ".envctl"
 
 
 def _quiet(message: str) -> None:
@@ -148,6 +153,13 @@ def _start(
     pg = profile.postgres
     image = pg.resolved_image()
     password = pg.password or secrets.token_urlsafe(18)
+    ssl = server_ssl(
+        mode=pg.ssl.mode,
+        client_cert=pg.ssl.client_cert,
+        user=pg.user,
+        config_dir=runtime.config_dir(record.env_id),
+        extra_hostnames=(NETWORK_ALIAS, f"envctl-{record.env_id}"),
+    )
     spec = ServerSpec(
         env_id=record.env_id,
         image=image,
@@ -157,12 +169,18 @@ def _start(
         database=pg.database,
         bind_host=pg.host,
         port=None if pg.port == "auto" else pg.port,
-        settings=pg.server_settings(),
+        settings={**pg.server_settings(), **ssl.settings},
         labels=_labels(record),
+        files=ssl.files,
+        network_alias=NETWORK_ALIAS,
     )
     notify(f"starting Postgres {pg.version} ({runtime.name}: {image})")
     signals.current().checkpoint()
+    certs_dir = _certs_dir(profile, state_dir)
+    record = _replace(record, details={"certs_dir": str(certs_dir)})
+    save_record(record)
     started = runtime.start(spec)
+    client_files = _write_client_certificates(ssl.certificates, certs_dir)
     connection = Connection(
         host=_client_host(pg.host),
         port=started.port,
@@ -170,8 +188,13 @@ def _start(
         password=password,
         database=pg.database,
         sslmode=pg.ssl.mode,
+        **client_files,
     )
-    record = _replace(record, connection=connection_dict(connection), details=dict(started.details))
+    record = _replace(
+        record,
+        connection=connection_dict(connection),
+        details={**record.details, **started.details},
+    )
     save_record(record)
     seconds = wait_until_ready(
         connection,
@@ -188,6 +211,42 @@ def _start(
         EnvFileGuard(state_dir).write(profile.env_file, variables)
         notify(f"wrote {profile.env_file}")
     return Environment.from_record(record)
+
+
+def _certs_dir(profile: Profile, state_dir: Path) -> Path:
+    # Next to the env file, so that relative tooling (and people) find the CA easily.
+    if profile.env_file is not None:
+        return profile.env_file.parent / CERTS_FOLDER / profile.env_id
+    return state_dir / "certs"
+
+
+def _write_client_certificates(
+    certificates: CertificateSet | None, folder: Path
+) -> dict[str, Path]:
+    """Write the CA (and client certificate and key) clients need; return libpq's names."""
+    if certificates is None:
+        return {}
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files = {"sslrootcert": folder / "ca.crt"}
+    write_atomic(files["sslrootcert"], certificates.ca_cert)
+    if certificates.client_cert and certificates.client_key:
+        files["sslcert"] = folder / "client.crt"
+        files["sslkey"] = folder / "client.key"
+        write_atomic(files["sslcert"], certificates.client_cert)
+        write_atomic(files["sslkey"], certificates.client_key)
+    return files
+
+
+def _remove_certificates(record: EnvironmentRecord | None) -> str | None:
+    certs_dir = record.details.get("certs_dir") if record else None
+    folder = Path(certs_dir) if certs_dir else None
+    if folder is None or not folder.exists():
+        return None
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        if folder.parent.name == CERTS_FOLDER:
+            folder.parent.rmdir()  # only when empty: other environments may use it
+    return f"certificates {folder}"
 
 
 def _replace(record: EnvironmentRecord, **changes: object) -> EnvironmentRecord:
@@ -251,10 +310,14 @@ def down(env_id: str, runtime: Runtime | None = None) -> list[str]:
 
 
 def _teardown(env_id: str, runtime: Runtime) -> list[str]:
+    record = load_record(env_id)
     removed = runtime.remove(env_id)
     restored = EnvFileGuard(env_state_dir(env_id)).restore()
     if restored is not None:
         removed.append(f"restored {restored}")
+    certificates = _remove_certificates(record)
+    if certificates is not None:
+        removed.append(certificates)
     forget(env_id)
     return removed
 

@@ -52,6 +52,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _VERSION = re.compile(r"^(\d{1,2})(?:\.(\d{1,2}))?$")
 _SETTING = re.compile(r"^[a-z_][a-z0-9_.]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_OWNED_SETTINGS = {"hba_file", "listen_addresses", "port"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -172,6 +173,8 @@ class PostgresConfig(_Strict):
         for key, setting in value.items():
             if not _SETTING.match(key):
                 raise ValueError(f"'{key}' is not a server setting name")
+            if key in _OWNED_SETTINGS or key.startswith("ssl"):
+                raise ValueError(f"'{key}' is set by envctl (see postgres.ssl, postgres.port)")
             _no_control_characters(str(setting), f"the value of {key}")
         return value
 

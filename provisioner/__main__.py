@@ -1,0 +1,5 @@
+"""`python -m provisioner` is `envctl`."""
+
+from provisioner.cli import main
+
+main()
