@@ -35,7 +35,7 @@ ShowPassword = Annotated[
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def say(message: str) -> None:
@@ -236,10 +236,12 @@ def run(
     """Bring the environment up, run the suite against it, tear it all down."""
     from provisioner.environment import environment
     from provisioner.profile import load_profile
-    from provisioner.runner import command_argv, run_suite
+    from provisioner.runner import check_command, command_argv, run_suite
     from provisioner.signals import deferred_signals
 
     loaded = load_profile(profile)
+    if command and command[0] == "--":
+        command = command[1:]
     argv = command_argv(command) if command else None
     if argv is None and loaded.test.command is not None:
         argv = command_argv(loaded.test.command)
@@ -247,6 +249,7 @@ def run(
         raise UsageError(
             f"{profile}: no test command", hint="set test.command or pass one: envctl run P -- CMD"
         )
+    check_command(argv, loaded.workdir)
     with deferred_signals(), environment(loaded, notify=say, keep=keep) as running:
         say(f"running: {' '.join(argv)}")
         result = run_suite(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -34,6 +35,19 @@ def command_argv(command: str | Sequence[str]) -> list[str]:
         except ValueError as exc:
             raise UsageError(f"test.command cannot be split into words: {exc}") from None
     return list(command)
+
+
+def check_command(argv: Sequence[str], cwd: Path) -> None:
+    """Refuse a command that cannot run before anything is started for it."""
+    if not cwd.is_dir():
+        raise UsageError(f"test.workdir {cwd} is not a folder")
+    program = argv[0]
+    found = (cwd / program).is_file() if os.sep in program else shutil.which(program)
+    if not found:
+        raise UsageError(
+            f"the test command '{program}' was not found",
+            hint="check test.command (or the command after --), test.workdir and PATH",
+        )
 
 
 def run_suite(
