@@ -27,6 +27,10 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 ProfileArg = Annotated[Path, typer.Argument(help="The profile, e.g. profiles/quickstart.yaml.")]
+RuntimeOption = Annotated[
+    str | None,
+    typer.Option("--runtime", help="auto, docker or native (default: the profile's, or auto)."),
+]
 ShowPassword = Annotated[
     bool, typer.Option("--show-password", help="Print the password instead of ****.")
 ]
@@ -90,7 +94,9 @@ def validate(profiles: Annotated[list[Path], typer.Argument(help="Profiles to ch
 
 @app.command()
 @reports_errors
-def up(profile: ProfileArg, show_password: ShowPassword = False) -> None:
+def up(
+    profile: ProfileArg, show_password: ShowPassword = False, runtime: RuntimeOption = None
+) -> None:
     """Start the environment, wait until it accepts connections, write the env file."""
     from provisioner.environment import up as start
     from provisioner.profile import load_profile
@@ -98,7 +104,7 @@ def up(profile: ProfileArg, show_password: ShowPassword = False) -> None:
 
     loaded = load_profile(profile)
     with deferred_signals():
-        env = start(loaded, mode="up", notify=say)
+        env = start(loaded, mode="up", notify=say, runtime_override=runtime)
     _print_connection(env, show_password)
     say(f"remove it with: envctl down {profile}")
 
@@ -139,10 +145,11 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
 ) -> None:
     """List the environments envctl owns."""
-    from provisioner.environment import is_orphan, open_runtime
+    from provisioner.environment import is_orphan
+    from provisioner.runtime.select import available_runtimes
     from provisioner.state import all_env_ids, load_record
 
-    found = {env.env_id: env for env in open_runtime().environments()}
+    found = {env.env_id: env for rt in available_runtimes() for env in rt.environments()}
     rows = []
     for env_id in sorted(set(found) | set(all_env_ids())):
         record = load_record(env_id)
@@ -232,6 +239,7 @@ def run(
     keep: Annotated[
         bool, typer.Option("--keep", help="Leave the environment up afterwards for debugging.")
     ] = False,
+    runtime: RuntimeOption = None,
 ) -> None:
     """Bring the environment up, run the suite against it, tear it all down."""
     from provisioner.environment import environment
@@ -250,7 +258,10 @@ def run(
             f"{profile}: no test command", hint="set test.command or pass one: envctl run P -- CMD"
         )
     check_command(argv, loaded.workdir)
-    with deferred_signals(), environment(loaded, notify=say, keep=keep) as running:
+    with (
+        deferred_signals(),
+        environment(loaded, notify=say, keep=keep, runtime_override=runtime) as running,
+    ):
         say(f"running: {' '.join(argv)}")
         result = run_suite(
             argv,

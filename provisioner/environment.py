@@ -104,11 +104,13 @@ class Environment:
         )
 
 
-def open_runtime(profile: Profile | None = None) -> Runtime:
-    """The runtime that serves `profile` (Docker, for now)."""
-    from provisioner.runtime.docker import DockerRuntime
+def open_runtime(profile: Profile, override: str | None = None, notify: Notify = _quiet) -> Runtime:
+    """The runtime that serves `profile`, saying which one and why."""
+    from provisioner.runtime.select import choose_runtime
 
-    return DockerRuntime()
+    choice = choose_runtime(profile, override)
+    notify(f"runtime: {choice.reason}")
+    return choice.runtime
 
 
 def up(
@@ -116,10 +118,11 @@ def up(
     *,
     mode: str = "up",
     runtime: Runtime | None = None,
+    runtime_override: str | None = None,
     notify: Notify = _quiet,
 ) -> Environment:
     """Start `profile`'s environment and return it once it accepts connections."""
-    runtime = runtime or open_runtime(profile)
+    runtime = runtime or open_runtime(profile, runtime_override, notify)
     env_id = profile.env_id
     _refuse_twin(profile, runtime, notify)
     state_dir = env_state_dir(env_id)
@@ -305,7 +308,11 @@ def find(profile: Profile) -> Environment | None:
 
 def down(env_id: str, runtime: Runtime | None = None) -> list[str]:
     """Remove the environment `env_id` and restore its env file; return what was removed."""
-    runtime = runtime or open_runtime()
+    from provisioner.runtime.select import runtime_named
+
+    if runtime is None:
+        record = load_record(env_id)
+        runtime = runtime_named(record.runtime if record else "docker")
     return _teardown(env_id, runtime)
 
 
@@ -324,10 +331,14 @@ def _teardown(env_id: str, runtime: Runtime) -> list[str]:
 
 @contextlib.contextmanager
 def environment(
-    profile: Profile, *, notify: Notify = _quiet, keep: bool = False
+    profile: Profile,
+    *,
+    notify: Notify = _quiet,
+    keep: bool = False,
+    runtime_override: str | None = None,
 ) -> Iterator[Environment]:
     """Bring `profile` up for the `with` block and always tear it down afterwards."""
-    runtime = open_runtime(profile)
+    runtime = open_runtime(profile, runtime_override, notify)
     env = up(profile, mode="run", runtime=runtime, notify=notify)
     try:
         yield env

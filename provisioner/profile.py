@@ -109,6 +109,7 @@ class PostgresConfig(_Strict):
     durable: bool = False
     ssl: Annotated[SslConfig, BeforeValidator(_ssl_from_string)] = Field(default_factory=SslConfig)
     startup_timeout: float = Field(default=60.0, gt=0, le=3600)
+    bin_dir: Path | None = None  # native runtime: the folder with initdb, postgres, pg_ctl
 
     @field_validator("version", mode="before")
     @classmethod
@@ -289,6 +290,7 @@ class Profile(_Strict):
     """A whole profile, with paths resolved against the profile's folder."""
 
     name: str
+    runtime: Literal["auto", "docker", "native"] = "auto"
     postgres: PostgresConfig = Field(default_factory=PostgresConfig)
     env: EnvConfig = Field(default_factory=EnvConfig)
     test: TestConfig = Field(default_factory=TestConfig)

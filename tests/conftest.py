@@ -58,6 +58,8 @@ def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     state = tmp_path / "envctl-state"
     monkeypatch.setenv("ENVCTL_STATE_DIR", str(state))
     monkeypatch.setenv("ENVCTL_POSTGRES_IMAGE", TEST_IMAGE_TEMPLATE)
+    # Docker unless a test asks for another runtime: `auto` would hide a Docker failure.
+    monkeypatch.setenv("ENVCTL_RUNTIME", "docker")
     return state
 
 

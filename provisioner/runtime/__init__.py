@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 LABEL_PREFIX = "dev.envctl."
@@ -47,6 +49,14 @@ class StartedServer:
 
 
 @dataclass(frozen=True)
+class ExecResult:
+    """How a client tool run next to the server ended."""
+
+    exit_code: int
+    output: str
+
+
+@dataclass(frozen=True)
 class FoundEnvironment:
     """An environment a runtime knows about, as its labels describe it."""
 
@@ -83,4 +93,22 @@ class Runtime(Protocol):
 
     def environments(self) -> list[FoundEnvironment]:
         """Every environment of envctl's this runtime can see."""
+        ...
+
+    def exec(
+        self, env_id: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> ExecResult:
+        """Run a client tool (psql, pg_restore, pg_dump...) of the server's own install.
+
+        PGHOST and PGPORT point at the server's local socket, where the server user connects
+        without a password; `env` adds to them (PGUSER, PGDATABASE, ...).
+        """
+        ...
+
+    def copy_in(self, env_id: str, source: Path) -> str:
+        """Make a host file or folder readable to `exec`'d tools; return its path for them."""
+        ...
+
+    def copy_out(self, env_id: str, path: str, destination: Path) -> None:
+        """Copy a file an `exec`'d tool wrote back to the host."""
         ...

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import shutil
 import socket
 import tarfile
+import tempfile
 import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from provisioner.errors import (
@@ -18,12 +22,16 @@ from provisioner.errors import (
 from provisioner.runtime import (
     ENV_LABEL,
     MANAGED_LABEL,
+    ExecResult,
     FoundEnvironment,
     ServerSpec,
     StartedServer,
 )
 
 CONFIG_DIR = "/etc/envctl"
+INBOX = "/tmp/envctl"  # where copy_in puts seed files
+SOCKET_DIR = "/var/run/postgresql"
+SERVER_USER = "postgres"
 SERVER_UID = 999  # the official image's postgres user, which our test images copy
 PING_TIMEOUT = 3.0
 
@@ -53,6 +61,7 @@ class DockerRuntime:
 
     def __init__(self, client: Any | None = None) -> None:
         self.client = client if client is not None else docker_client()
+        self._counter = 0
 
     def config_dir(self, env_id: str) -> str:
         return CONFIG_DIR
@@ -60,7 +69,7 @@ class DockerRuntime:
     def start(self, spec: ServerSpec) -> StartedServer:
         from docker.errors import APIError
 
-        self._ensure_image(spec.image)
+        self.ensure_image(spec.image)
         if spec.port is not None:
             self._check_port_free(spec.bind_host, spec.port)
         name = container_name(spec.env_id)
@@ -126,7 +135,8 @@ class DockerRuntime:
             shm_size="256m",
         )
 
-    def _ensure_image(self, image: str) -> None:
+    def ensure_image(self, image: str) -> None:
+        """Make sure `image` is here, pulling it if needed."""
         from docker.errors import APIError, ImageNotFound
 
         try:
@@ -247,6 +257,75 @@ class DockerRuntime:
                     (f"network {network.name}",),
                 )
         return sorted(found.values(), key=lambda env: env.env_id)
+
+    def exec(
+        self, env_id: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> ExecResult:
+        container = self._container(env_id)
+        environment = {"PGHOST": SOCKET_DIR, "PGPORT": "5432", **(env or {})}
+        code, output = container.exec_run(
+            list(argv), user=SERVER_USER, environment=environment, demux=False
+        )
+        text = (output or b"").decode("utf-8", errors="replace")
+        return ExecResult(exit_code=int(code), output=text)
+
+    def copy_in(self, env_id: str, source: Path) -> str:
+        container = self._container(env_id)
+        self._counter += 1
+        folder = f"{INBOX}/{self._counter}"
+        with tempfile.TemporaryFile() as archive:
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                for directory in (INBOX.removeprefix("/"), folder.removeprefix("/")):
+                    tar.addfile(_owned_dir(directory))
+                tar.add(
+                    source,
+                    arcname=f"{folder.removeprefix('/')}/{source.name}",
+                    filter=_owned_by_server,
+                )
+            archive.seek(0)
+            container.put_archive("/", archive)
+        return f"{folder}/{source.name}"
+
+    def copy_out(self, env_id: str, path: str, destination: Path) -> None:
+        container = self._container(env_id)
+        stream, _ = container.get_archive(path)
+        with tempfile.TemporaryFile() as archive:
+            for chunk in stream:
+                archive.write(chunk)
+            archive.seek(0)
+            with tarfile.open(fileobj=archive) as tar:
+                member = tar.next()
+                source = tar.extractfile(member) if member else None
+                if source is None:
+                    raise InfrastructureError(f"{path} in the container is not a file")
+                with destination.open("wb") as out:
+                    shutil.copyfileobj(source, out)
+
+    def _container(self, env_id: str) -> Any:
+        from docker.errors import NotFound
+
+        try:
+            return self.client.containers.get(container_name(env_id))
+        except NotFound:
+            raise InfrastructureError(
+                f"the container of environment {env_id} is gone",
+                hint="start it again with `envctl up`",
+            ) from None
+
+
+def _owned_dir(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = 0o700
+    info.uid = info.gid = SERVER_UID
+    info.mtime = int(time.time())
+    return info
+
+
+def _owned_by_server(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = SERVER_UID
+    info.uname = info.gname = ""
+    return info
 
 
 def container_name(env_id: str) -> str:
