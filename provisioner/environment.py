@@ -176,6 +176,7 @@ def _start(
         labels=_labels(record),
         files=ssl.files,
         network_alias=NETWORK_ALIAS,
+        bin_dir=pg.bin_dir if pg.bin_dir is None else (profile.folder / pg.bin_dir).resolve(),
     )
     notify(f"starting Postgres {pg.version} ({runtime.name}: {image})")
     signals.current().checkpoint()

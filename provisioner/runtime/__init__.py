@@ -38,6 +38,9 @@ class ServerSpec:
     files: tuple[ServerFile, ...] = ()
     initdb_args: tuple[str, ...] = ()
     network_alias: str = "postgres"
+    bin_dir: Path | None = None  # native: the profile's postgres.bin_dir, if it sets one
+    locale: str = "en_US.UTF-8"
+    encoding: str = "UTF8"
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,7 @@ from provisioner.envfile import (
     render_env,
 )
 
-CONN = Connection(
-    host="127.0.0.1", port=55432, user="app", password="p@ss:w/rd", database="db one"
-)
+CONN = Connection(host="127.0.0.1", port=55432, user="app", password="p@ss:w/rd", database="db one")
 
 
 def test_url_percent_encodes_credentials_and_database() -> None:
@@ -62,8 +60,13 @@ def test_certificate_variables_are_left_out_without_certificates() -> None:
 
 def test_certificate_variables_appear_with_certificates(tmp_path: Path) -> None:
     conn = Connection(
-        host="127.0.0.1", port=1, user="u", password="p", database="d",
-        sslmode="verify-full", sslrootcert=tmp_path / "ca.crt",
+        host="127.0.0.1",
+        port=1,
+        user="u",
+        password="p",
+        database="d",
+        sslmode="verify-full",
+        sslrootcert=tmp_path / "ca.crt",
     )
     env = render_env(conn, ["libpq"], {})
     assert env["PGSSLROOTCERT"] == str(tmp_path / "ca.crt")

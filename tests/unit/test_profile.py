@@ -45,7 +45,8 @@ def test_defaults_are_secure_and_test_friendly(tmp_path: Path) -> None:
 def test_durable_profile_keeps_fsync_and_user_settings_win(tmp_path: Path) -> None:
     profile = load(
         tmp_path,
-        "name: d\npostgres:\n  durable: true\n  settings:\n    max_connections: 20\n    jit: false\n",
+        "name: d\npostgres:\n  durable: true\n"
+        "  settings:\n    max_connections: 20\n    jit: false\n",
     )
     assert profile.postgres.server_settings() == {"max_connections": "20", "jit": "off"}
 
@@ -114,7 +115,7 @@ def test_wrong_type_names_key_and_line(tmp_path: Path) -> None:
         ("name: t\npostgres:\n  version: latest\n", "not a Postgres version"),
         ("name: t\npostgres:\n  host: example.com\n", "not an IP address"),
         ("name: t\npostgres:\n  password: ''\n", "empty password"),
-        ("name: t\npostgres:\n  password: \"a\\nb\"\n", "control characters"),
+        ('name: t\npostgres:\n  password: "a\\nb"\n', "control characters"),
         ("name: t\npostgres:\n  ssl: sometimes\n", "postgres.ssl.mode"),
         ("name: t\npostgres:\n  ssl:\n    client_cert: true\n", "client_cert"),
         ("name: t\npostgres:\n  settings:\n    'bad key': 1\n", "not a server setting"),
