@@ -1,0 +1,410 @@
+"""Seed data and backups: restored with the server's own psql/pg_restore, then kept as a template.
+
+Restores run next to the server (inside its container, or with the native install's tools), so
+the client tools always match the server and the host needs none. After seeding, the working
+database is copied to a template database; `reset` re-creates the working database from it
+in a fraction of the time a restore takes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provisioner.connection import Connection
+from provisioner.errors import SeedError
+from provisioner.postgres.dumpfile import DumpInfo, newer_than_error, open_dump, rewrite_tool_error
+from provisioner.profile import PostgresConfig, SeedItem, SeedOptions
+from provisioner.runtime import ExecResult, Runtime
+
+log = logging.getLogger(__name__)
+Notify = Callable[[str], None]
+MAINTENANCE_DB = "postgres"
+_PSQL_ERROR = re.compile(r"^psql:(?P<file>[^:]+):(?P<line>\d+): (?P<message>.*)$", re.M)
+_OWNER_TO = re.compile(r"\bOWNER TO (\"(?:[^\"]|\"\")+\"|[A-Za-z_][\w$]*)", re.I)
+_GRANT_TO = re.compile(r"^\s*GRANT\b.*?\bTO\s+(.+?)(?:\s+WITH\s+\w+\s+OPTION)?;\s*$", re.I | re.M)
+
+
+def template_name(database: str) -> str:
+    """The template database that keeps `database`'s seeded state."""
+    return f"envctl_template_{database}"[:63]
+
+
+@dataclass(frozen=True)
+class SeedFile:
+    """A seed file after unwrapping, with what its header says."""
+
+    item: SeedItem
+    source: Path  # as the user named it
+    readable: Path  # unwrapped (gunzipped, untarred) where needed
+    info: DumpInfo
+
+
+def inspect_seeds(pg: PostgresConfig, folder: Path, workdir: Path) -> list[SeedFile | SeedItem]:
+    """Read every seed file's header up front: bad files fail before anything starts."""
+    seeds: list[SeedFile | SeedItem] = []
+    for item in pg.seed:
+        if item.path is None:
+            seeds.append(item)
+            continue
+        source = (folder / item.path).resolve()
+        readable, info = open_dump(source, workdir)
+        seeds.append(SeedFile(item=item, source=source, readable=readable, info=info))
+    return seeds
+
+
+def backup_major(seeds: Iterable[SeedFile | SeedItem]) -> int | None:
+    """The newest server major any backup was dumped from (for `version: auto`)."""
+    # required_major: a 15 server dumped by pg_dump 17 needs 17's pg_restore (archive 1.16).
+    majors = [
+        s.info.required_major for s in seeds if isinstance(s, SeedFile) and s.info.required_major
+    ]
+    return max(majors) if majors else None
+
+
+def check_versions(seeds: Iterable[SeedFile | SeedItem], major: int) -> None:
+    """Refuse a backup made by a newer major than the server's: pg_restore would fail later."""
+    for seed in seeds:
+        needed = seed.info.required_major if isinstance(seed, SeedFile) else None
+        if isinstance(seed, SeedFile) and needed and needed > major:
+            raise newer_than_error(seed.info, major)
+
+
+def apply_seed(
+    runtime: Runtime,
+    env_id: str,
+    connection: Connection,
+    pg: PostgresConfig,
+    seeds: list[SeedFile | SeedItem],
+    notify: Notify,
+) -> None:
+    """Roles, schemas, extensions, then every seed in order; then the template for reset."""
+    if pg.roles or pg.extensions or pg.schemas:
+        _prepare(connection, pg)
+    for seed in seeds:
+        if isinstance(seed, SeedFile):
+            notify(f"restoring {seed.source.name} ({seed.info.format})")
+            _restore_file(runtime, env_id, connection, pg, seed)
+        else:
+            notify("running inline SQL")
+            _run_inline(runtime, env_id, connection, seed)
+    if pg.has_seed:
+        make_template(connection)
+
+
+def _prepare(connection: Connection, pg: PostgresConfig) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with _admin(connection) as conn:
+        for role in pg.roles:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role.name])
+            verb = "ALTER" if exists.fetchone() else "CREATE"
+            options = [
+                "LOGIN" if role.login else "NOLOGIN",
+                "SUPERUSER" if role.superuser else "NOSUPERUSER",
+                "CREATEDB" if role.createdb else "NOCREATEDB",
+            ]
+            statement = sql.SQL("{} ROLE {} WITH {}").format(
+                sql.SQL(verb), sql.Identifier(role.name), sql.SQL(" ".join(options))
+            )
+            if role.password is not None:
+                statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(role.password))
+            conn.execute(statement)
+    with _admin(connection, connection.database) as conn:
+        try:
+            for schema in pg.schemas:
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+                )
+            for extension in pg.extensions:
+                conn.execute(
+                    sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension))
+                )
+        except psycopg.Error as exc:
+            raise SeedError(
+                f"postgres.extensions/schemas: {_first_line(exc)}",
+                hint="extensions must be installed in the image (those shipped with Postgres are)",
+            ) from None
+
+
+def _run_inline(runtime: Runtime, env_id: str, connection: Connection, item: SeedItem) -> None:
+    assert item.sql is not None
+    with tempfile.TemporaryDirectory(prefix="envctl-sql-") as folder:
+        path = Path(folder) / "inline.sql"
+        path.write_text(item.sql + "\n")
+        inside = runtime.copy_in(env_id, path)
+        result = runtime.exec(env_id, _psql(connection.user, connection.database, inside))
+    if result.exit_code != 0:
+        raise SeedError(
+            f"postgres.seed inline sql failed: {_psql_failure(result.output, 'inline sql')}",
+            hint="fix the statement in the profile",
+        )
+
+
+def _restore_file(
+    runtime: Runtime, env_id: str, connection: Connection, pg: PostgresConfig, seed: SeedFile
+) -> None:
+    options = _options(pg.seed_options, seed.item)
+    inside = runtime.copy_in(env_id, seed.readable)
+    info = seed.info
+    if options.owners == "create" and info.format in ("plain", "custom", "tar", "directory"):
+        _create_missing_roles(runtime, env_id, connection, seed, inside)
+    if info.format in ("plain", "globals", "cluster"):
+        if info.format == "cluster":
+            log.warning(
+                "%s is a full pg_dumpall: it creates databases and may change role passwords; "
+                "envctl keeps its own login working",
+                seed.source,
+            )
+        database = MAINTENANCE_DB if info.format != "plain" else connection.database
+        whole_cluster = info.format != "plain"
+        # pg_dumpall re-creates every role, the bootstrap superuser included: as its docs say,
+        # "already exists" errors are expected there; any other error still stops the seed.
+        argv = _psql(connection.user, database, inside, stop_on_error=not whole_cluster)
+        result = runtime.exec(env_id, argv)
+        if whole_cluster:
+            _keep_login(connection, runtime, env_id)
+            result = ExecResult(_unexpected_errors(result.output), result.output)
+        if result.exit_code != 0:
+            raise SeedError(
+                f"{seed.source}: {_psql_failure(result.output, str(seed.source), inside)}",
+                hint="the restore stops at the first error; fix the file or the roles it needs",
+            )
+        return
+    argv = ["pg_restore", "--no-password", "--exit-on-error", "-U", connection.user]
+    argv += ["-d", connection.database]
+    if options.owners == "drop":
+        argv += ["--no-owner", "--no-acl"]
+    if options.jobs and options.jobs > 1:
+        argv += ["--jobs", str(options.jobs)]
+    if options.schema_only:
+        argv.append("--schema-only")
+    if options.data_only:
+        argv += ["--data-only", "--disable-triggers"]
+    argv.append(inside)
+    result = runtime.exec(env_id, argv)
+    if result.exit_code != 0:
+        friendly = rewrite_tool_error(result.output, info)
+        raise SeedError(
+            f"{seed.source}: {friendly or _tail(result.output)}",
+            hint="use owners: drop when the backup's roles do not matter"
+            if "role" in result.output and "does not exist" in result.output
+            else "pg_restore stopped at the first error shown above",
+        )
+
+
+def _options(defaults: SeedOptions, item: SeedItem) -> SeedOptions:
+    merged: dict[str, Any] = {"owners": "create"}
+    for source in (defaults, item):
+        for key in SeedOptions.model_fields:
+            value = getattr(source, key)
+            if value is not None:
+                merged[key] = value
+    return SeedOptions(**merged)
+
+
+def _create_missing_roles(
+    runtime: Runtime, env_id: str, connection: Connection, seed: SeedFile, inside: str
+) -> None:
+    if seed.info.format == "plain":
+        text = seed.readable.read_text(encoding="utf-8", errors="replace")
+    else:
+        listing = runtime.exec(
+            env_id, ["pg_restore", "--schema-only", "--file=-", inside], {"PGUSER": connection.user}
+        )
+        text = listing.output
+    roles = referenced_roles(text)
+    if not roles:
+        return
+    from psycopg import sql
+
+    with _admin(connection) as conn:
+        existing = {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
+        for role in sorted(roles - existing - {"PUBLIC", "public"}):
+            log.info("creating role %s referenced by %s", role, seed.source)
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+
+
+def referenced_roles(text: str) -> set[str]:
+    """Roles a dump's SQL gives objects to (OWNER TO) or grants to (GRANT ... TO)."""
+    roles = {_unquote(match) for match in _OWNER_TO.findall(text)}
+    for grantees in _GRANT_TO.findall(text):
+        for grantee in grantees.split(","):
+            name = grantee.strip()
+            if name and not name.upper().startswith("GROUP "):
+                roles.add(_unquote(name))
+    return {role for role in roles if role}
+
+
+def _unquote(name: str) -> str:
+    name = name.strip()
+    if name.startswith('"') and name.endswith('"'):
+        return name[1:-1].replace('""', '"')
+    return name
+
+
+def _keep_login(connection: Connection, runtime: Runtime, env_id: str) -> None:
+    # A full cluster dump may have changed our role's password: put ours back over the socket.
+    from psycopg import sql
+
+    statement = sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+        sql.Identifier(connection.user), sql.Literal(connection.password)
+    )
+    with tempfile.TemporaryDirectory(prefix="envctl-sql-") as folder:
+        path = Path(folder) / "login.sql"
+        path.write_text(statement.as_string(None) + ";\n")
+        inside = runtime.copy_in(env_id, path)
+        runtime.exec(env_id, _psql(connection.user, MAINTENANCE_DB, inside))
+
+
+def _psql(user: str, database: str, path: str, stop_on_error: bool = True) -> list[str]:
+    stop = ["-v", "ON_ERROR_STOP=1"] if stop_on_error else []
+    return ["psql", "-X", "-q", *stop, "-U", user, "-d", database, "-f", path]
+
+
+_EXPECTED_IN_CLUSTER_DUMP = re.compile(r'ERROR:\s+(role|database) "[^"]+" already exists')
+
+
+def _unexpected_errors(output: str) -> int:
+    """1 if psql reported an error other than the ones a pg_dumpall restore always has."""
+    for match in _PSQL_ERROR.finditer(output):
+        if "ERROR" in match.group("message") and not _EXPECTED_IN_CLUSTER_DUMP.search(
+            match.group(0)
+        ):
+            return 1
+    return 0
+
+
+def _psql_failure(output: str, shown_name: str, inside: str | None = None) -> str:
+    match = next(
+        (m for m in _PSQL_ERROR.finditer(output) if not _EXPECTED_IN_CLUSTER_DUMP.search(m[0])),
+        None,
+    )
+    if not match:
+        return _tail(output)
+    message = match.group("message").strip()
+    rest = output[match.end() :].strip().splitlines()
+    statement = " | ".join(line.strip() for line in rest[:3] if line.strip())
+    where = f"line {match.group('line')}"
+    text = f"{where}: {message}"
+    if statement:
+        text += f" ({statement})"
+    if inside:
+        text = text.replace(inside, shown_name)
+    return text
+
+
+def make_template(connection: Connection) -> None:
+    """Keep the working database's current state as its template (replacing an older one)."""
+    from psycopg import sql
+
+    template = template_name(connection.database)
+    with _admin(connection) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template])
+        if exists.fetchone():
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(template))
+            )
+            _drop_database(conn, template)
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(template), sql.Identifier(connection.database)
+            )
+        )
+        # Nobody connects to the template by accident, and any CREATEDB user may clone it.
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
+                sql.Identifier(template)
+            )
+        )
+
+
+def reset_database(connection: Connection) -> float:
+    """Re-create the working database from its template; return the seconds it took."""
+    import time
+
+    from psycopg import sql
+
+    started = time.monotonic()
+    with _admin(connection) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [template_name(connection.database)]
+        ).fetchone()
+        template = template_name(connection.database) if row else "template1"
+        _drop_database(conn, connection.database)
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}{}").format(
+                sql.Identifier(connection.database),
+                sql.Identifier(template),
+                sql.Identifier(connection.user),
+                sql.SQL(_strategy(conn)),
+            )
+        )
+    return time.monotonic() - started
+
+
+def clone_database(connection: Connection, name: str) -> Connection:
+    """A new database `name` from the seeded template; the connection that reaches it."""
+    from psycopg import sql
+
+    with _admin(connection) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [template_name(connection.database)]
+        ).fetchone()
+        template = template_name(connection.database) if row else "template1"
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
+                sql.Identifier(name), sql.Identifier(template), sql.SQL(_strategy(conn))
+            )
+        )
+    return connection.with_database(name)
+
+
+def drop_database(connection: Connection, name: str) -> None:
+    """Drop database `name`, ending its connections first."""
+    with _admin(connection) as conn:
+        _drop_database(conn, name)
+
+
+def _strategy(conn: Any) -> str:
+    # FILE_COPY (15+) copies files instead of WAL-logging every block: much faster for clones
+    # of a test template, and safe here because nothing else writes to the template.
+    return " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+
+
+def _drop_database(conn: Any, name: str) -> None:
+    from psycopg import sql
+
+    if conn.info.server_version >= 130000:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        return
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+    )
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def _admin(connection: Connection, database: str = MAINTENANCE_DB) -> Any:
+    import psycopg
+
+    return psycopg.connect(
+        **connection.with_database(database).psycopg_kwargs(connect_timeout=10), autocommit=True
+    )
+
+
+def _tail(output: str, lines: int = 8) -> str:
+    kept = [line for line in output.strip().splitlines() if line.strip()][-lines:]
+    return " | ".join(kept) if kept else "(no output)"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
