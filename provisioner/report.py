@@ -1,0 +1,98 @@
+"""Reports of a run: a table for people, JSON for programs, Markdown for GitHub's step summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from provisioner.envfile import write_atomic
+from provisioner.runner import RunReport
+
+_MARKS = {"passed": "✓", "failed": "✗", "skipped": "-"}
+
+
+def report_dict(report: RunReport, profile: str | None = None) -> dict[str, Any]:
+    """Every run, test and timing as JSON-friendly data."""
+    return {
+        "profile": profile,
+        "verdict": report.verdict,
+        "exit_code": report.exit_code,
+        "runs": [
+            {
+                "index": run.index,
+                "exit_code": run.exit_code,
+                "seconds": round(run.seconds, 3),
+                "reset_seconds": None if run.reset_seconds is None else round(run.reset_seconds, 3),
+                "tests": len(run.cases),
+                "failed": sum(case.outcome == "failed" for case in run.cases),
+            }
+            for run in report.runs
+        ],
+        "tests": [
+            {
+                "id": test.test_id,
+                "verdict": test.verdict,
+                "outcomes": list(test.outcomes),
+                "mean_seconds": round(test.mean_seconds, 3),
+                "message": test.message,
+                "file": test.file,
+                "line": test.line,
+            }
+            for test in report.tests
+        ],
+    }
+
+
+def write_json(report: RunReport, path: Path, profile: str | None = None) -> None:
+    """Write the JSON report (0600: it may name hosts and databases)."""
+    write_atomic(path, (json.dumps(report_dict(report, profile), indent=2) + "\n").encode())
+
+
+def markdown(report: RunReport, profile: str | None = None) -> str:
+    """A GitHub-flavoured Markdown summary."""
+    title = f"envctl run{f' of {profile}' if profile else ''}: **{report.verdict}**"
+    lines = [f"### {title}", "", "| run | exit code | seconds |", "| --- | --- | --- |"]
+    lines += [f"| {run.index} | {run.exit_code} | {run.seconds:.1f} |" for run in report.runs]
+    shown = [test for test in report.tests if test.verdict in ("flaky", "failed")]
+    if shown:
+        lines += ["", "| test | verdict | runs | message |", "| --- | --- | --- | --- |"]
+        for test in shown:
+            outcomes = " ".join(_MARKS.get(outcome, outcome) for outcome in test.outcomes)
+            message = test.message.replace("|", "\\|")[:200]
+            lines.append(f"| `{test.test_id}` | {test.verdict} | {outcomes} | {message} |")
+    passed = sum(test.verdict == "passed" for test in report.tests)
+    if report.tests:
+        lines += ["", f"{passed} of {len(report.tests)} tests passed in every run."]
+    return "\n".join(lines) + "\n"
+
+
+def print_summary(report: RunReport, console: Any) -> None:
+    """The terminal summary: runs, then the tests that did not pass every time."""
+    from rich.table import Table
+
+    if len(report.runs) > 1:
+        runs = Table("run", "exit code", "seconds", "reset", title="runs")
+        for run in report.runs:
+            reset = "-" if run.reset_seconds is None else f"{run.reset_seconds * 1000:.0f} ms"
+            runs.add_row(str(run.index), str(run.exit_code), f"{run.seconds:.1f}", reset)
+        console.print(runs)
+    notable = [test for test in report.tests if test.verdict in ("flaky", "failed")]
+    if notable:
+        tests = Table("test", "verdict", "runs", "mean s", title="tests that did not always pass")
+        for test in notable:
+            outcomes = " ".join(_MARKS.get(outcome, outcome) for outcome in test.outcomes)
+            style = "yellow" if test.verdict == "flaky" else "red"
+            tests.add_row(
+                test.test_id, f"[{style}]{test.verdict}[/]", outcomes, f"{test.mean_seconds:.2f}"
+            )
+        console.print(tests)
+    if report.tests:
+        counts = {
+            v: sum(t.verdict == v for t in report.tests) for v in ("passed", "failed", "flaky")
+        }
+        console.print(
+            f"{counts['passed']} passed in every run, {counts['failed']} failed in every run, "
+            f"{counts['flaky']} flaky",
+            markup=False,
+        )

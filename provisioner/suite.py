@@ -1,0 +1,127 @@
+"""`envctl run` as one function: up, run the suite (repeatedly), report, always down."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from provisioner import github
+from provisioner.envfile import render_env
+from provisioner.errors import UsageError
+from provisioner.lifecycle import NETWORK_ALIAS, Environment, environment, reset
+from provisioner.profile import Profile
+from provisioner.report import markdown
+from provisioner.runner import (
+    RunRecord,
+    RunReport,
+    SuiteResult,
+    check_command,
+    run_repeated,
+    run_suite,
+)
+from provisioner.runtime.select import runtime_named, wanted_runtime
+
+log = logging.getLogger(__name__)
+Notify = Callable[[str], None]
+SERVER_PORT_IN_NETWORK = 5432
+
+
+def network_variables(profile: Profile, env: Environment) -> dict[str, str]:
+    """The variables as a client on the environment's network sees them (alias, port 5432)."""
+    inside = dataclasses.replace(env.connection, host=NETWORK_ALIAS, port=SERVER_PORT_IN_NETWORK)
+    return render_env(inside, profile.env.preset, profile.env.vars)
+
+
+def run_profile(
+    profile: Profile,
+    argv: Sequence[str],
+    *,
+    repeat: int | None = None,
+    keep: bool = False,
+    runtime_override: str | None = None,
+    notify: Notify = log.info,
+    on_run: Callable[[RunRecord], None] = lambda record: None,
+) -> RunReport:
+    """Bring the environment up, run `argv` `repeat` times against it, tear it down."""
+    container = profile.test.container
+    if container is not None:
+        if wanted_runtime(profile, runtime_override) == "native":
+            raise UsageError(
+                "test.container needs the docker runtime, but native was asked for",
+                hint="remove test.container, or use --runtime docker",
+            )
+        runtime_override = "docker"
+    else:
+        check_command(argv, profile.workdir)
+    times = repeat or profile.test.repeat
+    with environment(profile, notify=notify, keep=keep, runtime_override=runtime_override) as env:
+
+        def execute() -> SuiteResult:
+            notify(f"running: {' '.join(argv)}" + (" (in a container)" if container else ""))
+            if container is None:
+                return run_suite(
+                    argv,
+                    cwd=profile.workdir,
+                    env={**env.env, **profile.test.env},
+                    timeout=profile.test.timeout,
+                )
+            return _run_in_container(profile, env, argv)
+
+        report = run_repeated(
+            execute,
+            repeat=times,
+            reset=(lambda: reset(env)) if times > 1 else None,
+            junit=profile.test.junit,
+            workdir=profile.workdir,
+            on_run=on_run,
+        )
+        if report.verdict != "passed":
+            tail = runtime_named(env.runtime).log_tail(env.env_id, 20).rstrip()
+            if tail:
+                with github.group("database server log"):
+                    notify("the database server's last log lines:\n" + _indent(tail))
+    _github_step_summary(report, profile)
+    github.annotate(report)
+    github.set_outputs({"result": report.verdict, "exit-code": str(report.exit_code)})
+    return report
+
+
+def _run_in_container(profile: Profile, env: Environment, argv: Sequence[str]) -> SuiteResult:
+    import time
+
+    from provisioner.runtime.docker import DockerRuntime
+
+    container = profile.test.container
+    assert container is not None
+    mounts = {profile.workdir: str(profile.workdir)}
+    certs = env.connection.sslrootcert
+    if certs is not None:
+        mounts[certs.parent] = str(certs.parent)  # same paths inside as in the variables
+    variables = {**network_variables(profile, env), **profile.test.env, **container.env}
+    started = time.monotonic()
+    code = DockerRuntime().run_suite_container(
+        env.env_id,
+        image=container.image,
+        argv=argv,
+        env=variables,
+        mounts=mounts,
+        workdir=str(profile.workdir),
+        timeout=profile.test.timeout,
+        user=container.user,
+    )
+    return SuiteResult(exit_code=code, seconds=time.monotonic() - started)
+
+
+def _github_step_summary(report: RunReport, profile: Profile) -> None:
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    with Path(target).open("a", encoding="utf-8") as handle:
+        handle.write(markdown(report, str(profile.path or profile.name)))
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  | " + line for line in text.splitlines())

@@ -1,0 +1,133 @@
+"""`envctl run` with real suites: repeats, flaky detection, reports, container mode, timeout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import envctl, leftovers, write_profile
+
+pytestmark = pytest.mark.docker
+
+SUITE = """\
+import os
+from pathlib import Path
+
+import psycopg
+
+COUNTER = Path(os.environ["COUNTER_FILE"])
+
+
+def test_stable():
+    assert True
+
+
+def test_broken():
+    assert 1 == 2, "always fails"
+
+
+def test_alternating():
+    n = int(COUNTER.read_text()) if COUNTER.exists() else 0
+    COUNTER.write_text(str(n + 1))
+    assert n % 2 == 0, "fails on every second run"
+
+
+def test_starts_from_the_seeded_rows():
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (3,)
+        conn.execute("INSERT INTO items SELECT generate_series(10, 14)")
+"""
+
+
+def test_repeated_runs_classify_stable_failing_and_flaky_tests(
+    tmp_path: Path, docker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "test_suite.py").write_text(SUITE)
+    summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    profile = write_profile(
+        tmp_path,
+        "name: flaky\npostgres:\n  version: '15'\n"
+        "  seed:\n    - sql: CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2), (3)\n"
+        "test:\n"
+        f"  command: [{sys.executable!r}, -m, pytest, -q, -p, no:cacheprovider,"
+        " --junitxml=results/junit.xml, test_suite.py]\n"
+        "  junit: results/*.xml\n"
+        f"  env:\n    COUNTER_FILE: {str(tmp_path / 'counter')!r}\n",
+    )
+    report_file = tmp_path / "report.json"
+    result = envctl("run", str(profile), "--repeat", "4", "--report-json", str(report_file))
+    assert result.returncode == 4, result.stderr  # flaky
+    report = json.loads(report_file.read_text())
+    verdicts = {test["id"].split("::")[-1]: test for test in report["tests"]}
+    assert verdicts["test_stable"]["verdict"] == "passed"
+    assert verdicts["test_broken"]["verdict"] == "failed"
+    assert verdicts["test_alternating"]["verdict"] == "flaky"
+    assert verdicts["test_alternating"]["outcomes"] == ["passed", "failed", "passed", "failed"]
+    # Every repeat started from the seeded rows: the database was reset in between.
+    assert verdicts["test_starts_from_the_seeded_rows"]["outcomes"] == ["passed"] * 4
+    assert [run["reset_seconds"] is None for run in report["runs"]] == [True, False, False, False]
+    assert report_file.stat().st_mode & 0o777 == 0o600
+    assert "flaky" in result.stderr and "test_alternating" in result.stderr
+    assert "the database server's last log lines" in result.stderr
+    assert "**flaky**" in summary.read_text()
+    assert leftovers(docker, tmp_path) == []
+
+
+def test_a_stable_failure_exits_1_and_passing_runs_exit_0(tmp_path: Path, docker: Any) -> None:
+    profile = write_profile(tmp_path, "name: plain\npostgres:\n  version: '15'\n")
+    failing = envctl("run", str(profile), "--repeat", "2", "--", "false")
+    assert failing.returncode == 1, failing.stderr
+    passing = envctl("run", str(profile), "--repeat", "2", "--", "true")
+    assert passing.returncode == 0, passing.stderr
+
+
+def test_the_suite_runs_in_a_container_on_the_environments_network(
+    tmp_path: Path, docker: Any, test_images: dict[int, str]
+) -> None:
+    # The suite container reaches the database by its alias on port 5432, over verify-full SSL,
+    # with the certificate files mounted at the same paths the variables name.
+    check = (
+        'test "$PGHOST" = postgres && test "$PGPORT" = 5432 && '
+        'psql -tAc "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()" > result.txt'
+    )
+    profile = write_profile(
+        tmp_path,
+        "name: incontainer\npostgres:\n  version: '15'\n  ssl: verify-full\n"
+        f"test:\n  container:\n    image: {test_images[15]}\n"
+        f"  command: [sh, -c, {json.dumps(check)}]\n",
+    )
+    result = envctl("run", str(profile))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "result.txt").read_text().strip() == "t"
+    assert leftovers(docker, tmp_path) == []
+
+
+def test_container_mode_under_native_is_a_clear_error(tmp_path: Path, docker: Any) -> None:
+    profile = write_profile(
+        tmp_path,
+        "name: c\nruntime: native\ntest:\n  container:\n    image: x\n  command: ['true']\n",
+    )
+    result = envctl("run", str(profile), "--runtime", "native")
+    assert result.returncode == 2
+    assert "test.container needs the docker runtime" in result.stderr
+
+
+def test_timeout_stops_a_hanging_suite_and_leaves_nothing(tmp_path: Path, docker: Any) -> None:
+    env_file = tmp_path / ".env.test"
+    env_file.write_text("MINE=1\n")
+    profile = write_profile(
+        tmp_path,
+        "name: slow\npostgres:\n  version: '15'\n"
+        f"test:\n  timeout: 2\n"
+        f"  command: [{sys.executable!r}, -c, 'import time; time.sleep(600)']\n",
+    )
+    result = envctl("run", str(profile))
+    assert result.returncode == 3, result.stderr
+    assert "ran longer than test.timeout (2s)" in result.stderr
+    assert env_file.read_text() == "MINE=1\n"
+    assert leftovers(docker, tmp_path) == []
