@@ -37,6 +37,11 @@ def env_state_dir(env_id: str) -> Path:
     return folder
 
 
+def env_state_file(env_id: str, name: str) -> Path:
+    """A file in the environment's state folder; unlike env_state_dir, creates nothing."""
+    return state_root() / "envs" / env_id / name
+
+
 @dataclass(frozen=True)
 class EnvironmentRecord:
     """What envctl must remember about a running environment between commands."""
