@@ -30,8 +30,11 @@ class Connection:
         if _is_ipv6(host):
             host = f"[{host}]"
         credentials = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}"
+        # %20, not "+": libpq decodes only %XX in URL query values (a "+" stays a "+").
         query = urlencode(
-            [(key, str(value)) for key, value in self.ssl_parameters().items()], safe="/"
+            [(key, str(value)) for key, value in self.ssl_parameters().items()],
+            safe="/",
+            quote_via=quote,
         )
         return (
             f"postgresql://{credentials}@{host}:{self.port}/{quote(self.database, safe='')}?{query}"
@@ -59,7 +62,30 @@ class Connection:
             "sslrootcert": str(self.sslrootcert or ""),
             "sslcert": str(self.sslcert or ""),
             "sslkey": str(self.sslkey or ""),
+            "prisma_url": self.prisma_url,
         }
+
+    @property
+    def prisma_url(self) -> str:
+        """This connection in Prisma's own URL dialect (its engines' `quaint` parser).
+
+        Prisma knows only `sslmode=disable|prefer|require` (any other value silently means
+        prefer) and by default accepts any certificate; it reads the CA from `sslcert` and
+        verifies chain and host name only with `sslaccept=strict`. `sslrootcert` is ignored by
+        Prisma's engines but read by node-postgres, which Prisma Client 7 connects through
+        (`@prisma/adapter-pg`) and which verifies against Node's CA store otherwise. A client
+        certificate needs PKCS#12 (`sslidentity`), which envctl does not write.
+        See docs/CLIENTS.md.
+        """
+        params = [
+            ("schema", "public"),
+            ("sslmode", "disable" if self.sslmode == "disable" else "require"),
+        ]
+        if self.sslrootcert is not None:
+            params.append(("sslrootcert", str(self.sslrootcert)))
+            if self.sslmode in ("verify-ca", "verify-full"):
+                params += [("sslcert", str(self.sslrootcert)), ("sslaccept", "strict")]
+        return f"{self.url.split('?', 1)[0]}?{urlencode(params, safe='/', quote_via=quote)}"
 
     def psycopg_kwargs(self, connect_timeout: int = 5) -> dict[str, Any]:
         """Keyword arguments for psycopg.connect that mean exactly this connection."""

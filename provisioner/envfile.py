@@ -45,6 +45,41 @@ PRESETS: dict[str, dict[str, str]] = {
         # node-postgres reads no PGSSLROOTCERT; Node itself trusts this extra CA file.
         "NODE_EXTRA_CA_CERTS": "{sslrootcert}",
     },
+    # Prisma 7.10: the CLI's schema engine parses DATABASE_URL itself (schema=, sslmode
+    # disable|prefer|require, CA in sslcert, sslaccept=strict to verify); Prisma Client 7 hands
+    # the same URL to node-postgres through @prisma/adapter-pg. {prisma_url} suits both.
+    "prisma": {"DATABASE_URL": "{prisma_url}"},
+    # dj-database-url 3.1.2 turns URL query parameters into OPTIONS, which Django 5.2 passes
+    # to libpq as they are: a libpq URL is its form. Projects laid out like cookiecutter-django
+    # read POSTGRES_* when DATABASE_URL is unset; those pass no sslmode, so libpq takes the
+    # PGSSL* variables from the environment.
+    "django": {
+        "DATABASE_URL": "{url}",
+        "POSTGRES_HOST": "{host}",
+        "POSTGRES_PORT": "{port}",
+        "POSTGRES_USER": "{user}",
+        "POSTGRES_PASSWORD": "{password}",
+        "POSTGRES_DB": "{database}",
+        "PGSSLMODE": "{sslmode}",
+        "PGSSLROOTCERT": "{sslrootcert}",
+        "PGSSLCERT": "{sslcert}",
+        "PGSSLKEY": "{sslkey}",
+    },
+    # Active Record 8.1: DATABASE_URL wins over config/database.yml for the current
+    # environment; its query parameters that libpq knows go to PG.connect, and whatever the
+    # configuration leaves out libpq reads from PG* variables.
+    "rails": {
+        "DATABASE_URL": "{url}",
+        "PGHOST": "{host}",
+        "PGPORT": "{port}",
+        "PGUSER": "{user}",
+        "PGPASSWORD": "{password}",
+        "PGDATABASE": "{database}",
+        "PGSSLMODE": "{sslmode}",
+        "PGSSLROOTCERT": "{sslrootcert}",
+        "PGSSLCERT": "{sslcert}",
+        "PGSSLKEY": "{sslkey}",
+    },
 }
 # Certificate variables are left out, not written empty, when the environment has no such file.
 _OPTIONAL_FIELDS = ("{sslrootcert}", "{sslcert}", "{sslkey}")

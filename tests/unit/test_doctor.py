@@ -1,0 +1,262 @@
+"""`envctl doctor` logic on synthetic env files: parsing, agreement, missing names, wording."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+
+from provisioner.connection import Connection
+from provisioner.doctor import (
+    Check,
+    _masked,
+    checks_to_json,
+    client_views,
+    describe_presets,
+    disagreements,
+    explain_failure,
+    libpq_url_view,
+    medusa_view,
+    node_url_view,
+    parse_env_file,
+    prisma_view,
+    run_doctor,
+)
+from provisioner.envfile import PRESETS, format_env, render_env
+from provisioner.profile import load_profile
+from tests.conftest import write_profile
+
+CA = Path("/tmp/envctl certs/ca.crt")
+PLAIN = Connection(host="127.0.0.1", port=55432, user="app", password="s3cret-pw", database="db")
+VERIFIED = Connection(
+    host="127.0.0.1",
+    port=55432,
+    user="app",
+    password="s3cret-pw",
+    database="db",
+    sslmode="verify-full",
+    sslrootcert=CA,
+)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["plain", "p@ss w#rd", 'quo"te', "back\\slash", "two\nlines", "'single'", "", "a=b&c"],
+)
+def test_env_files_envctl_writes_read_back_unchanged(value: str) -> None:
+    text = format_env({"A": value, "B": "after"}, "dotenv")
+    assert parse_env_file(text) == {"A": value, "B": "after"}
+
+
+def test_parser_agrees_with_python_dotenv_on_common_forms(tmp_path: Path) -> None:
+    text = (
+        "# a comment\n"
+        "export PGHOST=localhost\n"
+        "PGPORT = 5433  # trailing comment\n"
+        "PGUSER='literal #not a comment'\n"
+        'PGPASSWORD="multi\nline"\n'
+        "EMPTY=\n"
+        "PGPORT=5434\n"
+    )
+    path = tmp_path / ".env"
+    path.write_text(text)
+    expected = {key: value or "" for key, value in dotenv_values(path).items()}
+    assert parse_env_file(text) == expected
+
+
+def test_variables_that_name_different_ports_are_reported() -> None:
+    values = render_env(PLAIN, ["url", "medusa"], {}) | {"DB_PORT": "5432"}
+    assert disagreements(values) == ["port: DATABASE_URL 55432, DB_PORT 5432"]
+
+
+def test_a_password_disagreement_names_the_variables_but_not_the_values() -> None:
+    values = render_env(PLAIN, ["url", "libpq"], {}) | {"PGPASSWORD": "other-secret"}
+    problems = disagreements(values)
+    assert problems == ["password: DATABASE_URL, PGPASSWORD differ"]
+    assert "s3cret" not in problems[0] and "other-secret" not in problems[0]
+
+
+def test_every_preset_renders_variables_that_agree() -> None:
+    for connection in (PLAIN, VERIFIED):
+        for preset in PRESETS:
+            assert disagreements(render_env(connection, [preset], {})) == [], preset
+
+
+def test_prismas_sslmode_dialect_agrees_with_libpqs_verify_modes() -> None:
+    values = render_env(VERIFIED, ["prisma"], {}) | {"PGSSLMODE": "verify-full"}
+    assert disagreements(values) == []
+    values["PGSSLMODE"] = "disable"
+    assert disagreements(values) == ["sslmode: DATABASE_URL verify, PGSSLMODE disable"]
+
+
+def test_prisma_preset_writes_prismas_own_url_dialect() -> None:
+    url = render_env(VERIFIED, ["prisma"], {})["DATABASE_URL"]
+    assert url.startswith("postgresql://app:s3cret-pw@127.0.0.1:55432/db?schema=public&")
+    # Prisma knows disable|prefer|require; verification is sslaccept=strict with the CA in sslcert.
+    assert "sslmode=require" in url and "sslaccept=strict" in url
+    assert "sslcert=/tmp/envctl%20certs/ca.crt" in url
+    # node-postgres (Prisma Client 7's adapter) reads the CA from sslrootcert.
+    assert "sslrootcert=/tmp/envctl%20certs/ca.crt" in url
+    plain = render_env(PLAIN, ["prisma"], {})["DATABASE_URL"]
+    assert plain.endswith("/db?schema=public&sslmode=disable")
+
+
+def test_require_is_unverified_in_the_prisma_url() -> None:
+    conn = Connection("127.0.0.1", 5432, "u", "p", "d", sslmode="require", sslrootcert=CA)
+    url = conn.prisma_url
+    assert "sslmode=require" in url and "sslaccept" not in url and "sslcert=" not in url
+
+
+def test_django_and_rails_presets_write_libpq_urls_and_their_variables() -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    django = render_env(VERIFIED, ["django"], {})
+    assert conninfo_to_dict(django["DATABASE_URL"])["sslrootcert"] == str(CA)
+    assert django["POSTGRES_PORT"] == "55432" and django["POSTGRES_DB"] == "db"
+    assert django["PGSSLMODE"] == "verify-full"  # the POSTGRES_* path passes no sslmode
+    rails = render_env(VERIFIED, ["rails"], {})
+    assert {"DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGSSLROOTCERT"} <= set(rails)
+    assert "POSTGRES_HOST" not in rails
+
+
+def test_profiles_may_use_prisma_url_in_their_own_templates(tmp_path: Path) -> None:
+    profile = load_profile(
+        write_profile(tmp_path, "name: p\nenv:\n  vars:\n    PRISMA_URL: '{prisma_url}'\n")
+    )
+    assert render_env(PLAIN, [], profile.env.vars)["PRISMA_URL"] == PLAIN.prisma_url
+
+
+def test_medusas_runner_falls_back_to_its_defaults() -> None:
+    view = medusa_view({"DB_HOST": "127.0.0.1"})
+    assert view.params["port"] == "5432"
+    assert view.origin["port"] == "DB_PORT (missing)"
+    assert view.params["user"] == "postgres" and view.params["dbname"] == "postgres"
+    assert view.params["sslmode"] == "disable"  # no PGSSLMODE: node-postgres uses no SSL
+
+
+def test_node_postgres_verifies_for_require_and_uses_node_extra_ca_certs() -> None:
+    view = medusa_view({"DB_HOST": "h", "PGSSLMODE": "require", "NODE_EXTRA_CA_CERTS": "/ca"})
+    assert view.params["sslmode"] == "verify-full"
+    assert view.params["sslrootcert"] == "/ca"
+    without = node_url_view({"DATABASE_URL": "postgresql://u:p@h:1/d?sslmode=require"})
+    assert without.params["sslrootcert"] == "system"  # Node's own CA store
+    compat = node_url_view(
+        {"DATABASE_URL": "postgresql://u:p@h:1/d?sslmode=require&uselibpqcompat=true"}
+    )
+    assert compat.params["sslmode"] == "require"
+
+
+def test_prisma_reads_libpqs_verify_modes_as_prefer() -> None:
+    view = prisma_view({"DATABASE_URL": "postgresql://u:p@h:1/d?sslmode=verify-full"})
+    assert view.params["sslmode"] == "prefer"
+    assert view.notes == ("Prisma reads sslmode=verify-full as prefer",)
+
+
+def test_a_url_fills_in_from_pg_variables_as_libpq_does() -> None:
+    view = libpq_url_view({"DATABASE_URL": "postgresql://u@h/d", "PGPORT": "6000"})
+    assert view.params["port"] == "6000" and view.origin["port"] == "PGPORT"
+    assert view.params["host"] == "h" and view.origin["host"] == "DATABASE_URL"
+
+
+def test_a_url_libpq_cannot_parse_is_a_problem_not_a_crash() -> None:
+    view = libpq_url_view({"DATABASE_URL": "postgresql://u@h/d?schema=public"})
+    assert view.problem is not None and "schema" in view.problem
+
+
+def test_without_a_profile_the_file_names_decide_which_clients_to_try() -> None:
+    values = render_env(PLAIN, ["prisma"], {}) | {"DB_HOST": "h", "DB_PORT": "1"}
+    assert [view.kind for view in client_views(values, None)] == ["prisma-url", "medusa"]
+
+
+def test_missing_db_port_names_the_runners_default_and_the_real_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVCTL_RUNTIME", "native")
+    profile = load_profile(
+        write_profile(
+            tmp_path,
+            "name: m\npostgres:\n  port: 55432\nenv:\n  preset: [medusa]\n",
+        )
+    )
+    variables = render_env(PLAIN, ["medusa"], {})
+    del variables["DB_PORT"]
+    (tmp_path / ".env.test").write_text(format_env(variables, "dotenv"))
+    checks = {check.name: check for check in run_doctor(profile, None)}
+    present = checks["variables present"]
+    assert not present.ok
+    assert present.evidence == (
+        "DB_PORT is missing: Medusa's runner will use 5432, the database listens on 55432"
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "cause", "fix"),
+    [
+        (
+            'connection to server at "127.0.0.1", port 5432 failed: Connection refused',
+            "nothing listens on 127.0.0.1:5432 (DB_PORT is missing, so 5432)",
+            "the database listens on 55432: set DB_PORT=55432",
+        ),
+        (
+            "connection to server at ... failed: server does not support SSL, but SSL was required",
+            "the client requires SSL (node-postgres uses verified SSL for every sslmode but "
+            "disable and no-verify) but the server has SSL off (the profile has ssl: disable)",
+            "set PGSSLMODE=disable, or turn SSL on in the profile (`ssl: require`)",
+        ),
+        (
+            'FATAL:  password authentication failed for user "postgres"',
+            "the server rejects the password for user postgres (from DB_PASSWORD)",
+            "use the environment's password: `envctl env m.yaml --show-password` prints it; "
+            "`envctl up` writes it into the file",
+        ),
+    ],
+)
+def test_connection_failures_become_a_cause_and_a_fix(message: str, cause: str, fix: str) -> None:
+    from provisioner.doctor import Target
+
+    view = medusa_view(
+        {
+            "DB_HOST": "127.0.0.1",
+            "DB_PASSWORD": "x",
+            "PGSSLMODE": "require",
+            "NODE_EXTRA_CA_CERTS": "/c",
+        }
+    )
+    target = Target(port=55432, sslmode="disable", profile_ref="m.yaml", running=True)
+    assert explain_failure(message, view, target) == (cause, fix)
+
+
+def test_passwords_never_appear_in_checks() -> None:
+    check = Check("x", False, "postgresql://u:s3cret%2Fpw@h/d and s3cret/pw", "use s3cret/pw")
+    masked = _masked(check, {"s3cret/pw", "s3cret%2Fpw"})
+    assert "s3cret" not in masked.evidence + (masked.fix or "")
+    assert masked.evidence == "postgresql://u:****@h/d and ****"
+
+
+def test_checks_and_presets_have_plain_data_forms() -> None:
+    assert checks_to_json([Check("a", True, "e")]) == [
+        {"name": "a", "ok": True, "evidence": "e", "fix": None}
+    ]
+    presets = describe_presets()
+    assert presets["medusa"]["DB_PORT"] == "{port}"
+    assert presets["prisma"] == {"DATABASE_URL": "{prisma_url}"}
+
+
+def test_an_env_file_named_on_the_command_line_must_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVCTL_RUNTIME", "native")
+    checks = run_doctor(None, tmp_path / "missing.env")
+    assert [(c.name, c.ok) for c in checks] == [("docker", True), ("env file", False)]
+    assert checks[-1].evidence == f"{tmp_path / 'missing.env'} does not exist"
+
+
+def test_the_profiles_env_file_may_be_absent_while_nothing_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVCTL_RUNTIME", "native")
+    profile = load_profile(write_profile(tmp_path, "name: q\n"))
+    checks = run_doctor(profile, None)
+    assert all(check.ok for check in checks), checks
+    assert "is not there: `envctl up` or `envctl run` writes it" in checks[-1].evidence
