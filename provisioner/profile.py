@@ -13,10 +13,10 @@ import os
 import re
 import string
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from provisioner.errors import ProfileError
+from provisioner.profile_source import ProfileSource, parse_source, read_source
 
 DEFAULT_IMAGE_TEMPLATE = "postgres:{version}"
 IMAGE_TEMPLATE_VARIABLE = "ENVCTL_POSTGRES_IMAGE"
@@ -46,6 +47,7 @@ TEMPLATE_FIELDS = (
     "sslrootcert",
     "sslcert",
     "sslkey",
+    "prisma_url",  # the URL in Prisma's dialect: schema=, sslmode disable|require (connection.py)
 )
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -93,6 +95,57 @@ class SslConfig(_Strict):
 
 
 SettingValue = str | int | float | bool
+Owners = Literal["keep", "drop", "create"]
+
+
+class SeedOptions(_Strict):
+    """How archives are restored; set for the whole list (`seed_options`) or per item."""
+
+    owners: Owners | None = None  # keep | drop | create (default create)
+    jobs: int | None = Field(default=None, ge=1, le=64)
+    schema_only: bool | None = None
+    data_only: bool | None = None
+
+
+class SeedItem(SeedOptions):
+    """One seed: a file (SQL, .sql.gz, any pg_dump archive, pg_dumpall output) or inline SQL."""
+
+    path: Path | None = None
+    sql: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SeedItem:
+        if (self.path is None) == (self.sql is None):
+            raise ValueError("a seed item has either path or sql (exactly one)")
+        if self.schema_only and self.data_only:
+            raise ValueError("schema_only and data_only exclude each other")
+        return self
+
+
+def _seed_item(value: Any) -> Any:
+    # A plain string in the seed list is a path.
+    return {"path": value} if isinstance(value, str) else value
+
+
+class RoleConfig(_Strict):
+    """An extra role created before any seed (owners of objects in dumps, app users)."""
+
+    name: str
+    password: str | None = None
+    login: bool = True
+    superuser: bool = False
+    createdb: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _role_name(cls, value: str) -> str:
+        if not value or len(value) > 63:
+            raise ValueError("a role name has 1 to 63 characters")
+        return _no_control_characters(value, "the role name")
+
+
+def _role(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
 
 
 class PostgresConfig(_Strict):
@@ -110,6 +163,34 @@ class PostgresConfig(_Strict):
     ssl: Annotated[SslConfig, BeforeValidator(_ssl_from_string)] = Field(default_factory=SslConfig)
     startup_timeout: float = Field(default=60.0, gt=0, le=3600)
     bin_dir: Path | None = None  # native runtime: the folder with initdb, postgres, pg_ctl
+    locale: str = "en_US.UTF-8"
+    encoding: str = "UTF8"
+    roles: list[Annotated[RoleConfig, BeforeValidator(_role)]] = Field(default_factory=list)
+    extensions: list[str] = Field(default_factory=list)
+    schemas: list[str] = Field(default_factory=list)
+    seed: list[Annotated[SeedItem, BeforeValidator(_seed_item)]] = Field(default_factory=list)
+    seed_options: SeedOptions = Field(default_factory=SeedOptions)
+
+    @field_validator("locale", "encoding")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_.@-]{1,64}$", value):
+            raise ValueError(f"'{value}' is not a locale or encoding name")
+        return value
+
+    @field_validator("extensions", "schemas")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name or len(name) > 63:
+                raise ValueError(f"'{name}' must be 1 to 63 characters long")
+            _no_control_characters(name, "the name")
+        return value
+
+    @property
+    def has_seed(self) -> bool:
+        """Whether anything is set up beyond an empty database."""
+        return bool(self.roles or self.extensions or self.schemas or self.seed)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -122,6 +203,8 @@ class PostgresConfig(_Strict):
     @field_validator("version")
     @classmethod
     def _known_version(cls, value: str) -> str:
+        if value == "auto":
+            return value
         match = _VERSION.match(value)
         if not match:
             raise ValueError(
@@ -182,6 +265,11 @@ class PostgresConfig(_Strict):
     @property
     def major(self) -> int:
         """The major version, e.g. 16 for "16.4"."""
+        if self.version == "auto":
+            raise ProfileError(
+                "postgres.version is auto but no backup in postgres.seed says which version",
+                hint="set postgres.version, or add a pg_dump backup to postgres.seed",
+            )
         return int(self.version.split(".")[0])
 
     def resolved_image(self) -> str:
@@ -260,6 +348,21 @@ def _template_fields(template: str, name: str) -> list[str]:
     return [field for _, field, _, _ in parsed if field is not None]
 
 
+class SuiteContainer(_Strict):
+    """Run the suite in a container on the environment's network instead of on the host."""
+
+    image: str
+    env: dict[str, str] = Field(default_factory=dict)
+    user: str | None = None  # default: the image's user
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the image is empty")
+        return _no_control_characters(value, "the image")
+
+
 class TestConfig(_Strict):
     """How `envctl run` runs the suite."""
 
@@ -269,6 +372,24 @@ class TestConfig(_Strict):
     workdir: Path = Path(".")
     env: dict[str, str] = Field(default_factory=dict)
     timeout: float | None = Field(default=None, gt=0)
+    junit: str | None = None  # a glob of JUnit XML files the suite writes, relative to workdir
+    container: SuiteContainer | None = None
+    repeat: int = Field(default=1, ge=1, le=1000)
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _words_as_text(cls, value: Any) -> Any:
+        # `command: [sleep, 5]` means the word "5"; YAML's true/false cannot be read back.
+        if isinstance(value, list):
+            words = []
+            for word in value:
+                if isinstance(word, bool):
+                    raise ValueError(
+                        "quote words such as 'true' or 'yes': YAML reads them as booleans"
+                    )
+                words.append(str(word) if isinstance(word, int | float) else word)
+            return words
+        return value
 
     @field_validator("command")
     @classmethod
@@ -327,53 +448,30 @@ class Profile(_Strict):
         return (self.folder / self.test.workdir).resolve()
 
 
-def load_profile(path: str | Path) -> Profile:
-    """Read and validate the profile at `path`; raise ProfileError naming file, key and fix."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProfileError(
-            f"{path}: no such profile", hint="check the path, e.g. profiles/quickstart.yaml"
-        ) from None
-    except IsADirectoryError:
-        raise ProfileError(f"{path}: is a folder, not a profile file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path}: cannot be read ({exc})") from None
-    return parse_profile(text, path)
+def load_profile(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Profile:
+    """Read and validate the profile at `path`; raise ProfileError naming file, key and fix.
+
+    The profile's `extends:` bases are merged in and `${VAR}`s filled in from the environment;
+    `overrides` maps dotted keys (`postgres.port`) to values that replace the file's.
+    """
+    return _validate(read_source(Path(path), overrides))
 
 
-def parse_profile(text: str, path: Path) -> Profile:
+def parse_profile(text: str, path: Path, overrides: Mapping[str, Any] | None = None) -> Profile:
     """Validate profile text; `path` names the file in errors and anchors relative paths."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ProfileError(
-            f"{path}{where}: not valid YAML ({problem})",
-            hint="check indentation and quoting around that line",
-        ) from None
-    except (ValueError, RecursionError) as exc:
-        raise ProfileError(f"{path}: not valid YAML ({exc})") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ProfileError(
-            f"{path}: a profile is a mapping of keys such as name and postgres, "
-            f"not a {type(data).__name__}",
-            hint="start from profiles/quickstart.yaml",
-        )
-    data.setdefault("name", _default_name(path))
+    return _validate(parse_source(text, path, overrides))
+
+
+def _validate(source: ProfileSource) -> Profile:
+    data = source.data
+    data.setdefault("name", _default_name(source.path))
     try:
         profile = Profile.model_validate(data)
     except ValidationError as exc:
-        raise _profile_error(exc, path, root) from None
+        raise _profile_error(exc, source) from None
     except RecursionError:
-        raise ProfileError(f"{path}: the document nests too deeply") from None
-    return profile.model_copy(update={"path": path.resolve()})
+        raise ProfileError(f"{source.path}: the document nests too deeply") from None
+    return profile.model_copy(update={"path": source.path.resolve()})
 
 
 def _default_name(path: Path) -> str:
@@ -381,12 +479,11 @@ def _default_name(path: Path) -> str:
     return stem or "envctl"
 
 
-def _profile_error(exc: ValidationError, path: Path, root: yaml.Node | None) -> ProfileError:
+def _profile_error(exc: ValidationError, source: ProfileSource) -> ProfileError:
     error = exc.errors()[0]
     loc = _clean_location(error["loc"])
     key = ".".join(str(part) for part in loc) or "(top level)"
-    line = _line_of(root, loc)
-    where = f"{path}, line {line}" if line else str(path)
+    where = source.where(loc)
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     if error["type"] == "extra_forbidden":
@@ -415,11 +512,16 @@ def _clean_location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
     model: Any = Profile
     for part in loc:
+        if isinstance(part, int):  # an index into a list: the item's model stays the same
+            continue
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
             return []
         model = _model_in(field.annotation)
-    return [name for name in getattr(model, "model_fields", {}) if name != "path"]
+    # Profile.path is where the file was read from, not a key anyone writes.
+    return [
+        name for name in getattr(model, "model_fields", {}) if (model, name) != (Profile, "path")
+    ]
 
 
 def _model_in(annotation: Any) -> Any:
@@ -430,25 +532,3 @@ def _model_in(annotation: Any) -> Any:
         if found is not None:
             return found
     return None
-
-
-def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    node = root
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    line = key_node.start_mark.line + 1
-                    node = value_node
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line

@@ -16,28 +16,45 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, NoReturn
 
-from provisioner import signals
+from provisioner import github, signals
 from provisioner.connection import Connection
 from provisioner.envfile import EnvFileGuard, render_env, write_atomic
-from provisioner.errors import AlreadyRunningError, InfrastructureError
+from provisioner.errors import (
+    AlreadyRunningError,
+    EnvctlError,
+    InfrastructureError,
+    NotRunningError,
+)
 from provisioner.postgres.ready import wait_until_ready
+from provisioner.postgres.seed import (
+    SeedFile,
+    apply_seed,
+    backup_major,
+    check_versions,
+    inspect_seeds,
+    reset_database,
+)
 from provisioner.postgres.ssl import server_ssl
-from provisioner.profile import Profile
+from provisioner.profile import PostgresConfig, Profile, SeedItem
 from provisioner.runtime import ENV_LABEL, LABEL_PREFIX, MANAGED_LABEL, Runtime, ServerSpec
 from provisioner.state import (
     EnvironmentRecord,
+    all_env_ids,
     connection_dict,
     env_state_dir,
     forget,
     load_record,
     process_alive,
     save_record,
+    state_root,
 )
 from provisioner.tls import CertificateSet
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str], None]
+CLAIM_FILE = "claim"
 NETWORK_ALIAS = "postgres"
 CERTS_FOLDER = ".envctl"
 
@@ -124,7 +141,7 @@ def up(
     """Start `profile`'s environment and return it once it accepts connections."""
     runtime = runtime or open_runtime(profile, runtime_override, notify)
     env_id = profile.env_id
-    _refuse_twin(profile, runtime, notify)
+    _claim(profile, runtime, notify)
     state_dir = env_state_dir(env_id)
     record = EnvironmentRecord(
         env_id=env_id,
@@ -153,9 +170,17 @@ def _start(
     state_dir: Path,
     notify: Notify,
 ) -> Environment:
-    pg = profile.postgres
+    if profile.postgres.host not in ("127.0.0.1", "::1"):
+        notify(
+            f"warning: postgres.host {profile.postgres.host} exposes the database beyond this "
+            "machine's loopback; use 127.0.0.1 unless other hosts must reach it"
+        )
+    seeds = inspect_seeds(profile.postgres, profile.folder, state_dir / "seed-work")
+    pg = _with_version(profile.postgres, seeds)
+    check_versions(seeds, pg.major)
     image = pg.resolved_image()
     password = pg.password or secrets.token_urlsafe(18)
+    github.mask(password)  # before anything could print it
     ssl = server_ssl(
         mode=pg.ssl.mode,
         client_cert=pg.ssl.client_cert,
@@ -177,13 +202,22 @@ def _start(
         files=ssl.files,
         network_alias=NETWORK_ALIAS,
         bin_dir=pg.bin_dir if pg.bin_dir is None else (profile.folder / pg.bin_dir).resolve(),
+        locale=pg.locale,
+        encoding=pg.encoding,
     )
-    notify(f"starting Postgres {pg.version} ({runtime.name}: {image})")
+    where = image if runtime.name == "docker" else "native binaries"
+    notify(f"starting Postgres {pg.version} ({runtime.name}: {where})")
     signals.current().checkpoint()
     certs_dir = _certs_dir(profile, state_dir)
     record = _replace(record, details={"certs_dir": str(certs_dir)})
     save_record(record)
+    began = time.monotonic()
     started = runtime.start(spec)
+    if "bin_dir" in started.details:
+        notify(
+            f"using PostgreSQL {started.details['postgres_version']} from "
+            f"{started.details['bin_dir']} ({started.details['install']})"
+        )
     client_files = _write_client_certificates(ssl.certificates, certs_dir)
     connection = Connection(
         host=_client_host(pg.host),
@@ -206,7 +240,12 @@ def _start(
         server_failure=lambda: runtime.failure(record.env_id),
         log_tail=lambda: runtime.log_tail(record.env_id),
     )
-    notify(f"ready on {connection.host}:{connection.port} after {seconds:.1f}s")
+    log.info("first connection after %.2fs of waiting", seconds)
+    notify(f"ready on {connection.host}:{connection.port} after {time.monotonic() - began:.1f}s")
+    if seeds or pg.has_seed:
+        signals.current().checkpoint()
+        apply_seed(runtime, record.env_id, connection, pg, seeds, notify)
+        shutil.rmtree(state_dir / "seed-work", ignore_errors=True)
     variables = render_env(connection, profile.env.preset, profile.env.vars)
     record = _replace(record, variables=variables)
     save_record(record)
@@ -215,6 +254,16 @@ def _start(
         EnvFileGuard(state_dir).write(profile.env_file, variables)
         notify(f"wrote {profile.env_file}")
     return Environment.from_record(record)
+
+
+def _with_version(pg: PostgresConfig, seeds: list[SeedFile | SeedItem]) -> PostgresConfig:
+    """`version: auto` becomes the major the newest backup was dumped from."""
+    if pg.version != "auto":
+        return pg
+    major = backup_major(seeds)
+    if major is None:
+        pg.major  # noqa: B018 - raises the explanatory ProfileError
+    return pg.model_copy(update={"version": str(major)})
 
 
 def _certs_dir(profile: Profile, state_dir: Path) -> Path:
@@ -276,15 +325,51 @@ def _client_host(bind_host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_host, bind_host)
 
 
-def _refuse_twin(profile: Profile, runtime: Runtime, notify: Notify) -> None:
-    record = load_record(profile.env_id)
-    running = [env for env in runtime.environments() if env.env_id == profile.env_id]
-    if record is None and not running:
+def _claim(profile: Profile, runtime: Runtime, notify: Notify) -> None:
+    """Make this process the one that starts `profile`'s environment, or refuse.
+
+    The claim is a file created with O_EXCL in the environment's state folder, so of two
+    `up`s at the same moment exactly one wins; teardown removes it with the folder.
+    """
+    for _ in range(2):
+        claim = env_state_dir(profile.env_id) / CLAIM_FILE
+        try:
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if _stale_claim(profile, claim, runtime, notify):
+                continue
+            _refuse(profile)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        if any(env.env_id == profile.env_id for env in runtime.environments()):
+            # Resources without a claim: left by a crash before envctl recorded anything.
+            notify("removing leftovers of an earlier crashed start")
+            runtime.remove(profile.env_id)
         return
-    if record is not None and is_orphan(record):
+    _refuse(profile)
+
+
+def _stale_claim(profile: Profile, claim: Path, runtime: Runtime, notify: Notify) -> bool:
+    """Remove a claim (and its environment) whose owner is gone; True if it was stale."""
+    record = load_record(profile.env_id)
+    if record is not None:
+        if not is_orphan(record):
+            return False
         notify(f"removing an orphaned environment left by process {record.owner_pid}")
         _teardown(profile.env_id, runtime)
-        return
+        return True
+    try:
+        owner = int(claim.read_text() or "0")
+    except (OSError, ValueError):
+        owner = 0
+    if owner and process_alive(owner):
+        return False
+    _teardown(profile.env_id, runtime)
+    return True
+
+
+def _refuse(profile: Profile) -> NoReturn:
+    record = load_record(profile.env_id)
     where = ""
     if record is not None and record.connection:
         where = f" on {record.connection['host']}:{record.connection['port']}"
@@ -307,6 +392,66 @@ def find(profile: Profile) -> Environment | None:
     return Environment.from_record(record)
 
 
+def repro_profile(
+    backup: Path, version: str = "auto", port: int | Literal["auto"] = "auto"
+) -> Profile:
+    """A profile that restores `backup` into the Postgres major it was dumped from."""
+    import re
+
+    from provisioner.profile import EnvConfig
+
+    slug = re.sub(r"[^a-z0-9]+", "-", backup.name.lower()).strip("-")[:40] or "backup"
+    return Profile(
+        name=f"repro-{slug}",
+        postgres=PostgresConfig(version=version, port=port, seed=[SeedItem(path=backup.resolve())]),
+        env=EnvConfig(file=None),
+    ).model_copy(update={"path": backup.resolve()})
+
+
+def require_running(profile: Profile) -> Environment:
+    """The running environment of `profile`, or NotRunningError with the command to start it."""
+    env = find(profile)
+    if env is None:
+        where = profile.path or profile.name
+        raise NotRunningError(
+            f"no environment for {where} is up", hint=f"start it with `envctl up {where}`"
+        )
+    return env
+
+
+def reset(env: Environment) -> float:
+    """Put the working database back to its seeded state; return the seconds it took."""
+    return reset_database(env.connection)
+
+
+def dump(env: Environment, output: Path, fmt: str = "custom") -> Path:
+    """Write a backup of the running environment's database to `output` (mode 0600)."""
+    import tempfile
+
+    from provisioner.runtime.select import runtime_named
+
+    runtime = runtime_named(env.runtime)
+    # An empty folder copied in is one the server's user may write to, in every runtime.
+    with tempfile.TemporaryDirectory(prefix="envctl-dump-") as empty:
+        folder = runtime.copy_in(env.env_id, Path(empty))
+    inside = f"{folder}/backup"
+    flag = {"custom": "-Fc", "plain": "-Fp"}[fmt]
+    result = runtime.exec(
+        env.env_id,
+        ["pg_dump", flag, "--no-password", "-U", env.user, "-d", env.database, "-f", inside],
+    )
+    if result.exit_code != 0:
+        raise InfrastructureError(f"pg_dump failed: {result.output.strip()[-500:]}")
+    partial = output.with_name(f".{output.name}.envctl-tmp")
+    try:
+        runtime.copy_out(env.env_id, inside, partial)
+        partial.chmod(0o600)
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return output
+
+
 def down(env_id: str, runtime: Runtime | None = None) -> list[str]:
     """Remove the environment `env_id` and restore its env file; return what was removed."""
     from provisioner.runtime.select import runtime_named
@@ -319,14 +464,75 @@ def down(env_id: str, runtime: Runtime | None = None) -> list[str]:
 
 def _teardown(env_id: str, runtime: Runtime) -> list[str]:
     record = load_record(env_id)
-    removed = runtime.remove(env_id)
+    try:
+        removed = runtime.remove(env_id)
+    except EnvctlError as exc:
+        # The server could not be removed (the engine is gone): still put the user's files back,
+        # and keep the record so that `envctl gc` can finish the job later.
+        failure: EnvctlError | None = exc
+        removed = []
+    else:
+        failure = None
     restored = EnvFileGuard(env_state_dir(env_id)).restore()
     if restored is not None:
         removed.append(f"restored {restored}")
     certificates = _remove_certificates(record)
     if certificates is not None:
         removed.append(certificates)
+    if failure is not None:
+        raise failure
     forget(env_id)
+    return removed
+
+
+def find_orphans() -> list[tuple[str, Runtime, bool]]:
+    """Environments whose owner is gone: (env_id, runtime, has a record in this state folder).
+
+    A `run` environment is an orphan when its envctl process is gone; an `up` environment
+    never is until `down`. Resources whose state folder is gone entirely (a crashed session
+    of another state folder) are orphans when their owner is gone too.
+    """
+    from provisioner.runtime.select import available_runtimes
+
+    root = str(state_root())
+    orphans: list[tuple[str, Runtime, bool]] = []
+    seen: set[str] = set()
+    runtimes = available_runtimes()
+    for runtime in runtimes:
+        for found in runtime.environments():
+            seen.add(found.env_id)
+            record = load_record(found.env_id)
+            if record is not None:
+                if is_orphan(record):
+                    orphans.append((found.env_id, runtime, True))
+                continue
+            labels = found.labels
+            state_dir = labels.get(f"{LABEL_PREFIX}state-dir", "")
+            owner = int(labels.get(f"{LABEL_PREFIX}owner-pid", "0") or 0)
+            abandoned = (
+                not Path(state_dir).exists()
+                and labels.get(f"{LABEL_PREFIX}mode") != "up"
+                and not process_alive(owner)
+            )
+            if state_dir.startswith(root) or abandoned:
+                orphans.append((found.env_id, runtime, False))
+    by_name = {runtime.name: runtime for runtime in runtimes}
+    for env_id in all_env_ids():
+        record = load_record(env_id)
+        if env_id in seen or (record is not None and not is_orphan(record)):
+            continue
+        answering = by_name.get(record.runtime if record else "docker")
+        if answering is not None:  # its runtime answers, and has nothing left of it
+            orphans.append((env_id, answering, True))
+    return orphans
+
+
+def collect_garbage(notify: Notify = _quiet) -> list[str]:
+    """Remove every orphan: servers, networks, certificates; restore their env files."""
+    removed: list[str] = []
+    for env_id, runtime, recorded in find_orphans():
+        notify(f"removing orphaned environment {env_id}")
+        removed += _teardown(env_id, runtime) if recorded else runtime.remove(env_id)
     return removed
 
 
