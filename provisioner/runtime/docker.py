@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import shutil
 import socket
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from provisioner.errors import (
     AlreadyRunningError,
@@ -21,6 +22,7 @@ from provisioner.errors import (
 )
 from provisioner.runtime import (
     ENV_LABEL,
+    LABEL_PREFIX,
     MANAGED_LABEL,
     ExecResult,
     FoundEnvironment,
@@ -28,6 +30,7 @@ from provisioner.runtime import (
     StartedServer,
 )
 
+F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_DIR = "/etc/envctl"
 INBOX = "/tmp/envctl"  # where copy_in puts seed files
 SOCKET_DIR = "/var/run/postgresql"
@@ -54,7 +57,38 @@ def docker_client(timeout: float = PING_TIMEOUT) -> Any:
     return client
 
 
-class DockerRuntime:
+def _engine_errors(method: F) -> F:
+    """Turn a lost connection to the engine into one clear DockerUnavailableError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import requests
+        from docker.errors import APIError, DockerException
+
+        try:
+            return method(*args, **kwargs)
+        except APIError:
+            raise
+        except (requests.exceptions.RequestException, DockerException) as exc:
+            raise DockerUnavailableError(
+                f"the Docker engine stopped answering ({_first_line(exc)})",
+                hint="start Docker again, then `envctl gc` removes whatever was left behind",
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _GuardedCalls(type):
+    """Wraps every public method of the runtime with _engine_errors."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+        for key, value in list(namespace.items()):
+            if callable(value) and not key.startswith("__"):
+                namespace[key] = _engine_errors(value)
+        return super().__new__(mcs, name, bases, namespace)
+
+
+class DockerRuntime(metaclass=_GuardedCalls):
     """Runs each environment's server in a container of the profile's image."""
 
     name = "docker"
@@ -119,8 +153,8 @@ class DockerRuntime:
             "POSTGRES_PASSWORD": spec.password,
             "POSTGRES_DB": spec.database,
         }
-        if spec.initdb_args:
-            environment["POSTGRES_INITDB_ARGS"] = " ".join(spec.initdb_args)
+        initdb_args = [f"--locale={spec.locale}", f"--encoding={spec.encoding}"]
+        environment["POSTGRES_INITDB_ARGS"] = " ".join([*initdb_args, *spec.initdb_args])
         endpoint = self.client.api.create_endpoint_config(aliases=[spec.network_alias])
         return self.client.containers.create(
             spec.image,
@@ -169,12 +203,17 @@ class DockerRuntime:
         )
 
     def _container_publishing(self, port: int) -> str | None:
-        for container in self.client.containers.list():
-            for bindings in (container.ports or {}).values():
-                for binding in bindings or []:
-                    if binding.get("HostPort") == str(port):
-                        return str(container.name)
+        for container in self._list_containers(None):
+            for binding in container.get("Ports") or []:
+                if binding.get("PublicPort") == port:
+                    return _name(container)
         return None
+
+    def _list_containers(self, filters: dict[str, str] | None) -> list[dict[str, Any]]:
+        # One API call that returns labels, state and ports: unlike containers.list(), it does
+        # not inspect each container, so a container removed meanwhile cannot make it fail.
+        result: list[dict[str, Any]] = self.client.api.containers(all=True, filters=filters)
+        return result
 
     def failure(self, env_id: str) -> str | None:
         from docker.errors import NotFound
@@ -205,12 +244,15 @@ class DockerRuntime:
         selector = {"label": f"{ENV_LABEL}={env_id}"}
         # A container being created when a signal arrived can appear a moment later; look twice.
         for attempt in range(2):
-            for container in self.client.containers.list(all=True, filters=selector):
+            for container in self._list_containers(selector):
                 try:
-                    container.remove(force=True, v=True)
-                    removed.append(f"container {container.name}")
+                    self.client.api.remove_container(container["Id"], force=True, v=True)
+                    removed.append(f"container {_name(container)}")
                 except NotFound:
                     pass
+                except APIError as exc:
+                    if "already in progress" not in str(exc):
+                        raise
             for network in self.client.networks.list(filters=selector):
                 try:
                     network.remove()
@@ -231,13 +273,16 @@ class DockerRuntime:
     def environments(self) -> list[FoundEnvironment]:
         found: dict[str, FoundEnvironment] = {}
         selector = {"label": MANAGED_LABEL}
-        for container in self.client.containers.list(all=True, filters=selector):
-            env_id = container.labels.get(ENV_LABEL, "")
+        for container in self._list_containers(selector):
+            labels = dict(container.get("Labels") or {})
+            env_id = labels.get(ENV_LABEL, "")
+            if labels.get(f"{LABEL_PREFIX}role") == "suite" and env_id in found:
+                continue  # a suite container belongs to its environment's row
             found[env_id] = FoundEnvironment(
                 env_id=env_id,
-                labels=dict(container.labels),
-                status=str(container.status),
-                resources=(f"container {container.name}",),
+                labels=labels,
+                status=str(container.get("State", "unknown")),
+                resources=(f"container {_name(container)}",),
             )
         for network in self.client.networks.list(filters=selector):
             env_id = network.attrs.get("Labels", {}).get(ENV_LABEL, "")
@@ -301,6 +346,67 @@ class DockerRuntime:
                 with destination.open("wb") as out:
                     shutil.copyfileobj(source, out)
 
+    def run_suite_container(
+        self,
+        env_id: str,
+        *,
+        image: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        mounts: Mapping[Path, str],
+        workdir: str,
+        timeout: float | None,
+        user: str | None = None,
+    ) -> int:
+        """Run the suite in a container on the environment's network; return its exit code.
+
+        The container carries the environment's labels, so teardown removes it too.
+        """
+        import threading
+
+        from docker.types import Mount
+
+        from provisioner import signals
+
+        self.ensure_image(image)
+        database = self._container(env_id)
+        container = self.client.containers.create(
+            image,
+            command=list(argv),
+            environment=dict(env),
+            labels={**database.labels, f"{LABEL_PREFIX}role": "suite"},
+            network=container_name(env_id),
+            working_dir=workdir,
+            user=user,
+            mounts=[Mount(target, str(source), type="bind") for source, target in mounts.items()],
+            detach=True,
+        )
+        try:
+            container.start()
+            streamer = threading.Thread(target=_stream_logs, args=(container,), daemon=True)
+            streamer.start()
+            deadline = None if timeout is None else time.monotonic() + timeout
+            state = signals.current()
+            while True:
+                container.reload()
+                if container.status == "exited":
+                    streamer.join(timeout=5)
+                    return int(container.attrs["State"]["ExitCode"])
+                if state.pending is not None:
+                    container.kill()
+                    state.checkpoint()
+                if deadline is not None and time.monotonic() > deadline:
+                    container.kill()
+                    from provisioner.errors import SuiteTimeoutError
+
+                    raise SuiteTimeoutError(
+                        f"the suite ran longer than test.timeout ({timeout:g}s) and was stopped",
+                        hint="raise test.timeout, or look for a test that hangs",
+                    )
+                time.sleep(0.1)
+        finally:
+            container.remove(force=True, v=True)
+
     def _container(self, env_id: str) -> Any:
         from docker.errors import NotFound
 
@@ -311,6 +417,22 @@ class DockerRuntime:
                 f"the container of environment {env_id} is gone",
                 hint="start it again with `envctl up`",
             ) from None
+
+
+def _name(container: dict[str, Any]) -> str:
+    names = container.get("Names") or [container.get("Id", "?")[:12]]
+    return str(names[0]).lstrip("/")
+
+
+def _stream_logs(container: Any) -> None:
+    import sys
+
+    try:
+        for chunk in container.logs(stream=True, follow=True):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+    except Exception:  # the container is being removed: its output ends here
+        return
 
 
 def _owned_dir(name: str) -> tarfile.TarInfo:

@@ -16,10 +16,18 @@ import psycopg
 import pytest
 from dotenv import dotenv_values
 
-from provisioner.environment import down, environment, up
 from provisioner.errors import AlreadyRunningError, InfrastructureError, PortInUseError
+from provisioner.lifecycle import down, environment, up
 from provisioner.profile import load_profile
-from tests.conftest import MAJORS, ROOT, envctl, leftovers, write_profile
+from tests.conftest import (
+    MAJORS,
+    NATIVE_MAJORS,
+    ROOT,
+    RuntimeUnderTest,
+    envctl,
+    leftovers,
+    write_profile,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -38,9 +46,12 @@ def connect_from_env_file(path: Path) -> psycopg.Connection[Any]:
     return psycopg.connect(values["DATABASE_URL"])
 
 
-@pytest.mark.parametrize("major", MAJORS)
+BOTH_RUNTIMES = [("docker", m) for m in MAJORS] + [("native", m) for m in NATIVE_MAJORS]
+
+
+@pytest.mark.parametrize(("runtime", "major"), BOTH_RUNTIMES, indirect=["runtime"])
 def test_up_writes_a_matching_env_file_and_down_restores_it(
-    tmp_path: Path, docker: Any, major: int
+    tmp_path: Path, docker: Any, runtime: RuntimeUnderTest, major: int
 ) -> None:
     env_file = tmp_path / ".env.test"
     env_file.write_bytes(ORIGINAL_ENV)
@@ -72,8 +83,10 @@ def test_up_writes_a_matching_env_file_and_down_restores_it(
         conn.execute("SELECT 1")
 
     status = envctl("status", "--json")
-    rows = json.loads(status.stdout)
-    assert [row["port"] for row in rows] == [int(values["PGPORT"])]
+    rows = [row for row in json.loads(status.stdout) if row["id"] == load_profile(profile).env_id]
+    assert [(row["port"], row["runtime"]) for row in rows] == [
+        (int(values["PGPORT"]), runtime.name)
+    ]
     masked = json.loads(envctl("env", str(profile), "--format", "json").stdout)
     assert masked["PGPASSWORD"] == "****"
     shown = json.loads(envctl("env", str(profile), "-f", "json", "--show-password").stdout)
@@ -97,7 +110,7 @@ def _connect_with_env(variables: dict[str, str]) -> psycopg.Connection[Any]:
 
 
 def test_second_up_of_the_same_profile_is_refused_and_other_profiles_run_beside(
-    tmp_path: Path, docker: Any
+    tmp_path: Path, docker: Any, runtime: RuntimeUnderTest
 ) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -122,7 +135,7 @@ def test_second_up_of_the_same_profile_is_refused_and_other_profiles_run_beside(
 
 
 def test_fixed_port_is_used_and_a_taken_port_names_the_container(
-    tmp_path: Path, docker: Any
+    tmp_path: Path, docker: Any, runtime: RuntimeUnderTest
 ) -> None:
     port = _free_port()
     (tmp_path / "a").mkdir()
@@ -153,7 +166,9 @@ def test_a_port_held_by_another_process_is_reported(tmp_path: Path, docker: Any)
     assert "Traceback" not in result.stderr
 
 
-def test_each_environment_gets_its_own_random_password(tmp_path: Path, docker: Any) -> None:
+def test_each_environment_gets_its_own_random_password(
+    tmp_path: Path, docker: Any, runtime: RuntimeUnderTest
+) -> None:
     profile = load_profile(write_profile(tmp_path, profile_text()))
     with environment(profile) as first:
         password = first.password
@@ -163,7 +178,7 @@ def test_each_environment_gets_its_own_random_password(tmp_path: Path, docker: A
 
 
 def test_run_passes_the_suites_exit_code_and_variables_then_tears_down(
-    tmp_path: Path, docker: Any
+    tmp_path: Path, docker: Any, runtime: RuntimeUnderTest
 ) -> None:
     env_file = tmp_path / ".env.test"
     env_file.write_bytes(ORIGINAL_ENV)
@@ -200,7 +215,7 @@ def test_run_without_a_command_is_a_user_error_that_starts_nothing(
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_during_the_suite_tears_everything_down(
-    tmp_path: Path, docker: Any, signum: int
+    tmp_path: Path, docker: Any, signum: int, runtime: RuntimeUnderTest
 ) -> None:
     env_file = tmp_path / ".env.test"
     env_file.write_bytes(ORIGINAL_ENV)
@@ -237,7 +252,7 @@ def test_a_signal_during_the_suite_tears_everything_down(
 
 
 def test_a_server_that_cannot_start_shows_its_log_and_leaves_nothing(
-    tmp_path: Path, docker: Any
+    tmp_path: Path, docker: Any, runtime: RuntimeUnderTest
 ) -> None:
     profile = write_profile(tmp_path, profile_text(settings={"shared_buffers": "lots"}))
     result = envctl("up", str(profile))

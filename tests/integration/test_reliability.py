@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -219,3 +220,89 @@ def test_two_ups_of_one_profile_at_once_exactly_one_wins(tmp_path: Path, docker:
         conn.execute("SELECT 1")
     down(winners[0].env_id)
     assert leftovers(docker, tmp_path) == []
+
+
+class EngineProxy:
+    """A Unix socket that relays to the Docker engine until `cut()`: the engine 'stops'."""
+
+    def __init__(self, path: Path, engine: str = "/var/run/docker.sock") -> None:
+        import socket as socketlib
+
+        self.path, self.engine = path, engine
+        self.listener = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(64)
+        self.open: list[Any] = []
+        self.running = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket as socketlib
+
+        while self.running:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+            upstream.connect(self.engine)
+            self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: Any, target: Any) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(2)
+
+    def cut(self) -> None:
+        self.running = False
+        self.listener.close()
+        for sock in self.open:
+            try:
+                sock.shutdown(2)
+                sock.close()
+            except OSError:
+                pass
+        self.path.unlink(missing_ok=True)
+
+
+def test_the_engine_stopping_mid_run_is_a_clear_error_and_gc_tidies_up_later(
+    tmp_path: Path, docker: Any
+) -> None:
+    env_file = tmp_path / ".env.test"
+    env_file.write_bytes(ORIGINAL)
+    proxy = EngineProxy(tmp_path / "engine.sock")
+    profile = write_profile(tmp_path, "name: engine\npostgres:\n  version: '15'\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "provisioner", "run", str(profile), "--", "sleep", "600"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "DOCKER_HOST": f"unix://{proxy.path}"},
+    )
+    try:
+        wait_for_line(process, "running:")
+        proxy.cut()  # from envctl's side, the engine is gone
+        process.send_signal(signal.SIGINT)  # teardown now has to talk to a missing engine
+        err = finish(process)
+    finally:
+        proxy.cut()
+    assert process.returncode == 3, err
+    assert "the Docker engine stopped answering" in err
+    assert "envctl gc" in err
+    assert "Traceback" not in err
+    assert env_file.read_bytes() == ORIGINAL  # the user's file is back regardless
+    assert leftovers(docker, tmp_path) != []  # the container could not be removed...
+    collected = envctl("gc")  # ...until the engine answers again
+    assert collected.returncode == 0, collected.stderr
+    assert leftovers(docker, tmp_path) == []
+    assert env_file.read_bytes() == ORIGINAL

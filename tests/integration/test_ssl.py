@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from dotenv import dotenv_values
 
-from provisioner.environment import environment
+from provisioner.lifecycle import environment
 from provisioner.profile import load_profile
 from tests.conftest import write_profile
 

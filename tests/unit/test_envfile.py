@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from provisioner.envfile import (
     format_env,
     merge_env,
     render_env,
+    write_atomic,
 )
 
 CONN = Connection(host="127.0.0.1", port=55432, user="app", password="p@ss:w/rd", database="db one")
@@ -193,3 +195,36 @@ def test_python_dotenv_style_reader_agrees(tmp_path: Path) -> None:
         [sys.executable, "-c", reader, str(target)], capture_output=True, text=True, check=True
     )
     assert json.loads(out.stdout) == values
+
+
+def test_write_atomic_mode_bytes_and_no_leftovers(tmp_path: Path) -> None:
+    target = tmp_path / "server.key"
+    data = b"-----BEGIN PRIVATE KEY-----\n\x00\xff binary-safe\n"
+    old_umask = os.umask(0)  # the most permissive umask must still yield 0600
+    try:
+        write_atomic(target, data)
+    finally:
+        os.umask(old_umask)
+    assert target.read_bytes() == data
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["server.key"]
+
+
+def test_write_atomic_replaces_a_wider_file(tmp_path: Path) -> None:
+    target = tmp_path / "client.key"
+    target.write_bytes(b"old contents that are longer than the new ones")
+    target.chmod(0o644)
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["client.key"]
+
+
+def test_write_atomic_cleans_up_when_the_rename_fails(tmp_path: Path) -> None:
+    # A directory in the way makes os.replace fail after the temp file has been written.
+    target = tmp_path / "in-the-way"
+    target.mkdir()
+    (target / "child").touch()
+    with pytest.raises(OSError):
+        write_atomic(target, b"secret")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in-the-way"]

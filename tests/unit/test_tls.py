@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import shutil
-import stat
 import subprocess
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from provisioner.tls import CertificateSet, generate_certificates, write_private_file
+from provisioner.tls import CertificateSet, generate_certificates
 
 HOSTNAMES = ["localhost", "127.0.0.1", "::1", "db"]
 
@@ -244,39 +242,6 @@ def test_bad_arguments_raise_value_error(kwargs: dict[str, object], message: str
 def test_a_bare_string_is_not_taken_as_a_list_of_names() -> None:
     with pytest.raises(TypeError):
         generate_certificates(hostnames="localhost")
-
-
-def test_write_private_file_mode_bytes_and_no_leftovers(tmp_path: Path) -> None:
-    target = tmp_path / "server.key"
-    data = b"-----BEGIN PRIVATE KEY-----\n\x00\xff binary-safe\n"
-    old_umask = os.umask(0)  # the most permissive umask must still yield 0600
-    try:
-        write_private_file(target, data)
-    finally:
-        os.umask(old_umask)
-    assert target.read_bytes() == data
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["server.key"]
-
-
-def test_write_private_file_replaces_a_wider_file(tmp_path: Path) -> None:
-    target = tmp_path / "client.key"
-    target.write_bytes(b"old contents that are longer than the new ones")
-    target.chmod(0o644)
-    write_private_file(target, b"new")
-    assert target.read_bytes() == b"new"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["client.key"]
-
-
-def test_write_private_file_cleans_up_when_the_rename_fails(tmp_path: Path) -> None:
-    # A directory in the way makes os.replace fail after the temp file has been written.
-    target = tmp_path / "in-the-way"
-    target.mkdir()
-    (target / "child").touch()
-    with pytest.raises(OSError):
-        write_private_file(target, b"secret")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in-the-way"]
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl binary not installed")
