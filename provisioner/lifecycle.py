@@ -8,6 +8,7 @@ puts the env file back byte for byte. `environment()` does both around a `with` 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Literal, NoReturn
 
 from provisioner import github, signals
+from provisioner.cache import CACHED_PGDATA, cache_key, mark_used
+from provisioner.cache import enabled as cache_enabled
 from provisioner.connection import Connection
 from provisioner.envfile import EnvFileGuard, render_env, write_atomic
 from provisioner.errors import (
@@ -27,7 +30,7 @@ from provisioner.errors import (
     InfrastructureError,
     NotRunningError,
 )
-from provisioner.postgres.ready import wait_until_ready
+from provisioner.postgres.ready import adopt_password, wait_until_ready
 from provisioner.postgres.seed import (
     SeedFile,
     apply_seed,
@@ -205,8 +208,12 @@ def _start(
         locale=pg.locale,
         encoding=pg.encoding,
     )
+    key, hit = _cache_lookup(runtime, pg, image, seeds)
+    if key is not None:
+        spec = dataclasses.replace(spec, image=hit or image, pgdata=CACHED_PGDATA)
     where = image if runtime.name == "docker" else "native binaries"
-    notify(f"starting Postgres {pg.version} ({runtime.name}: {where})")
+    cached = " from the cache" if hit else ""
+    notify(f"starting Postgres {pg.version} ({runtime.name}: {where}){cached}")
     signals.current().checkpoint()
     certs_dir = _certs_dir(profile, state_dir)
     record = _replace(record, details={"certs_dir": str(certs_dir)})
@@ -234,6 +241,10 @@ def _start(
         details={**record.details, **started.details},
     )
     save_record(record)
+    if hit:
+        # The cached cluster knows another (discarded) password: set this environment's own
+        # over the local socket before the server is reachable over TCP with it.
+        adopt_password(runtime, record.env_id, connection, pg.startup_timeout)
     seconds = wait_until_ready(
         connection,
         timeout=pg.startup_timeout,
@@ -242,10 +253,14 @@ def _start(
     )
     log.info("first connection after %.2fs of waiting", seconds)
     notify(f"ready on {connection.host}:{connection.port} after {time.monotonic() - began:.1f}s")
-    if seeds or pg.has_seed:
+    if (seeds or pg.has_seed) and not hit:
         signals.current().checkpoint()
         apply_seed(runtime, record.env_id, connection, pg, seeds, notify)
-        shutil.rmtree(state_dir / "seed-work", ignore_errors=True)
+    shutil.rmtree(state_dir / "seed-work", ignore_errors=True)
+    if key is not None and not hit:
+        signals.current().checkpoint()
+        _cache_store(runtime, record, connection, key, image)
+        notify("kept the initialized cluster in the cache for the next start")
     variables = render_env(connection, profile.env.preset, profile.env.vars)
     record = _replace(record, variables=variables)
     save_record(record)
@@ -254,6 +269,36 @@ def _start(
         EnvFileGuard(state_dir).write(profile.env_file, variables)
         notify(f"wrote {profile.env_file}")
     return Environment.from_record(record)
+
+
+def _cache_lookup(
+    runtime: Runtime, pg: PostgresConfig, image: str, seeds: list[SeedFile | SeedItem]
+) -> tuple[str | None, str | None]:
+    """The cache key for this start (None when not caching) and the entry's image on a hit."""
+    if not cache_enabled():
+        return None, None
+    identity = runtime.image_identity(image)
+    if identity is None:
+        return None, None
+    files = [seed.source for seed in seeds if isinstance(seed, SeedFile)]
+    key = cache_key(pg, identity, files)
+    hit = runtime.cached_image(key)
+    if hit:
+        mark_used(key)
+    return key, hit
+
+
+def _cache_store(
+    runtime: Runtime, record: EnvironmentRecord, connection: Connection, key: str, image: str
+) -> None:
+    import psycopg
+
+    # A checkpoint first: the entry then starts without replaying WAL.
+    with psycopg.connect(**connection.psycopg_kwargs(), autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    labels = {"dev.envctl.cache-profile": record.profile or record.name}
+    runtime.store_cache(record.env_id, key, image, labels)
+    mark_used(key)
 
 
 def _with_version(pg: PostgresConfig, seeds: list[SeedFile | SeedItem]) -> PostgresConfig:

@@ -67,6 +67,8 @@ def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ENVCTL_POSTGRES_IMAGE", TEST_IMAGE_TEMPLATE)
     # Docker unless a test asks for another runtime: `auto` would hide a Docker failure.
     monkeypatch.setenv("ENVCTL_RUNTIME", "docker")
+    # The cache is tested on its own (test_cache.py); elsewhere every start is a cold one.
+    monkeypatch.setenv("ENVCTL_CACHE", "off")
     return state
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from provisioner import signals
 from provisioner.connection import Connection
 from provisioner.errors import InfrastructureError, ReadinessTimeoutError
+from provisioner.runtime import Runtime
 
 
 def wait_until_ready(
@@ -55,3 +56,38 @@ def wait_until_ready(
 def _indent(text: str) -> str:
     lines = text.rstrip().splitlines() or ["(the server log is empty)"]
     return "\n".join("  | " + line for line in lines)
+
+
+def adopt_password(runtime: Runtime, env_id: str, connection: Connection, timeout: float) -> None:
+    """Set the connection's password over the server's local socket, as soon as it answers."""
+    import tempfile
+    from pathlib import Path
+
+    from psycopg import sql
+
+    statement = sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
+        sql.Identifier(connection.user), sql.Literal(connection.password)
+    )
+    with tempfile.TemporaryDirectory(prefix="envctl-pw-") as folder:
+        path = Path(folder) / "password.sql"
+        path.write_text(statement.as_string(None) + ";\n")
+        path.chmod(0o600)
+        inside = runtime.copy_in(env_id, path)
+    argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", connection.user]
+    argv += ["-d", "postgres", "-f", inside]
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        signals.current().checkpoint()
+        result = runtime.exec(env_id, argv)
+        if result.exit_code == 0:
+            return
+        failure = runtime.failure(env_id)
+        if failure or time.monotonic() >= deadline:
+            raise InfrastructureError(
+                "could not set the password of a cached cluster "
+                f"({failure or result.output.strip()})\n{_indent(runtime.log_tail(env_id))}",
+                hint="ENVCTL_CACHE=off starts without the cache; `envctl cache prune` empties it",
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.2)

@@ -41,6 +41,7 @@ class ServerSpec:
     bin_dir: Path | None = None  # native: the profile's postgres.bin_dir, if it sets one
     locale: str = "en_US.UTF-8"
     encoding: str = "UTF8"
+    pgdata: str | None = None  # where the cluster lives, when not the image's default
 
 
 @dataclass(frozen=True)
@@ -114,4 +115,16 @@ class Runtime(Protocol):
 
     def copy_out(self, env_id: str, path: str, destination: Path) -> None:
         """Copy a file an `exec`'d tool wrote back to the host."""
+        ...
+
+    def image_identity(self, image: str) -> str | None:
+        """What identifies the server build for cache keys, or None if this runtime caches not."""
+        ...
+
+    def cached_image(self, key: str) -> str | None:
+        """The image of a cache entry for `key`, if there is one."""
+        ...
+
+    def store_cache(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
+        """Keep the environment's current cluster as the cache entry for `key`."""
         ...

@@ -153,6 +153,8 @@ class DockerRuntime(metaclass=_GuardedCalls):
             "POSTGRES_PASSWORD": spec.password,
             "POSTGRES_DB": spec.database,
         }
+        if spec.pgdata:
+            environment["PGDATA"] = spec.pgdata
         initdb_args = [f"--locale={spec.locale}", f"--encoding={spec.encoding}"]
         environment["POSTGRES_INITDB_ARGS"] = " ".join([*initdb_args, *spec.initdb_args])
         endpoint = self.client.api.create_endpoint_config(aliases=[spec.network_alias])
@@ -406,6 +408,61 @@ class DockerRuntime(metaclass=_GuardedCalls):
                 time.sleep(0.1)
         finally:
             container.remove(force=True, v=True)
+
+    def image_identity(self, image: str) -> str | None:
+        self.ensure_image(image)
+        return str(self.client.images.get(image).id)
+
+    def cached_image(self, key: str) -> str | None:
+        from docker.errors import ImageNotFound
+
+        from provisioner.cache import CACHE_LABEL, image_tag
+
+        try:
+            found = self.client.images.get(image_tag(key))
+        except ImageNotFound:
+            return None
+        # The tag holds a prefix of the key: serve it only if the whole key matches.
+        if (found.labels or {}).get(CACHE_LABEL) != key:
+            return None
+        return image_tag(key)
+
+    def store_cache(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
+        from provisioner.cache import CACHE_LABEL, CACHE_REPOSITORY, image_tag
+
+        base = self.client.images.get(base_image).attrs.get("Config") or {}
+        # The entry gets the base image's own configuration back: none of this container's
+        # environment (its password) or labels (its owner) may travel with the data.
+        config = {
+            "Env": base.get("Env") or [],
+            "Cmd": base.get("Cmd") or ["postgres"],
+            "Entrypoint": base.get("Entrypoint"),
+            "Labels": {**(base.get("Labels") or {}), **labels, CACHE_LABEL: key},
+        }
+        self._container(env_id).commit(
+            repository=CACHE_REPOSITORY, tag=image_tag(key).split(":", 1)[1], conf=config
+        )
+
+    def cache_entries(self) -> list[dict[str, Any]]:
+        """Every cache image, tagged or left dangling by a concurrent build of the same key."""
+        from provisioner.cache import CACHE_LABEL
+
+        entries = []
+        for image in self.client.images.list(filters={"label": CACHE_LABEL}):
+            entries.append(
+                {
+                    "id": image.id,
+                    "tags": list(image.tags),
+                    "labels": dict(image.labels or {}),
+                    "size": int(image.attrs.get("Size", 0)),
+                    "created": image.attrs.get("Created", ""),
+                }
+            )
+        return entries
+
+    def remove_image(self, image_id: str) -> None:
+        """Remove a cache image (not while a container uses it)."""
+        self.client.images.remove(image_id, force=False, noprune=False)
 
     def _container(self, env_id: str) -> Any:
         from docker.errors import NotFound

@@ -310,6 +310,16 @@ class NativeRuntime:
             raise InfrastructureError(f"{path} in environment {env_id} is not a file")
         shutil.copyfile(source, destination)
 
+    # The native runtime keeps no cache entries yet: every start runs initdb (about a second).
+    def image_identity(self, image: str) -> str | None:
+        return None
+
+    def cached_image(self, key: str) -> str | None:
+        return None
+
+    def store_cache(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
+        return None
+
 
 # --- where things live ---------------------------------------------------------------------
 

@@ -1,0 +1,128 @@
+"""Initialized and seeded clusters, kept so that the next start skips initdb and the restore.
+
+An entry is keyed by a hash of everything that determines the initial state: the image's ID, the
+version, initdb's locale and encoding, the user and database, roles, extensions, schemas, seed
+options, and the bytes of every seed file. Any change is a miss; a stale entry is never served.
+No secret is shared through an entry: every environment sets its own password before it
+accepts a connection over TCP. On Docker an entry is a committed image (`envctl-cache:<key>`),
+which starts as fast as the image it came from, whatever the seed's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from provisioner.profile import PostgresConfig
+
+CACHE_VARIABLE = "ENVCTL_CACHE"
+CACHE_REPOSITORY = "envctl-cache"
+CACHE_LABEL = "dev.envctl.cache"
+# Bump when what an entry holds changes shape, so older entries are never served.
+CACHE_FORMAT = 1
+CACHED_PGDATA = "/var/lib/envctl/pgdata"  # outside the image's VOLUME, so a commit keeps it
+
+
+def enabled() -> bool:
+    """Whether the cache is used (ENVCTL_CACHE=off turns it off)."""
+    return os.environ.get(CACHE_VARIABLE, "on").lower() not in ("off", "0", "false", "no")
+
+
+def cache_key(pg: PostgresConfig, image_id: str, seed_files: list[Path]) -> str:
+    """The hash of everything that determines an environment's initial data."""
+    digest = hashlib.sha256()
+    state: dict[str, Any] = {
+        "format": CACHE_FORMAT,
+        "image": image_id,
+        "version": pg.version,
+        "locale": pg.locale,
+        "encoding": pg.encoding,
+        "user": pg.user,
+        "database": pg.database,
+        "roles": [role.model_dump() for role in pg.roles],
+        "extensions": pg.extensions,
+        "schemas": pg.schemas,
+        "seed": [item.model_dump(mode="json") for item in pg.seed],
+        "seed_options": pg.seed_options.model_dump(),
+        "pgdata": CACHED_PGDATA,
+    }
+    digest.update(json.dumps(state, sort_keys=True, default=str).encode())
+    for path in seed_files:
+        _hash_path(digest, path)
+    return digest.hexdigest()
+
+
+def _hash_path(digest: Any, path: Path) -> None:
+    # Folders (directory-format dumps) hash every file with its relative name.
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with file.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+
+
+def image_tag(key: str) -> str:
+    """The image name of a cache entry."""
+    return f"{CACHE_REPOSITORY}:{key[:40]}"
+
+
+def mark_used(key: str) -> None:
+    """Remember when an entry was last used (for `cache ls` and LRU pruning)."""
+    from provisioner.state import state_root
+
+    folder = state_root() / "cache"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / key).touch()
+
+
+def last_used(key: str) -> float | None:
+    """When the entry was last used by this state folder, if ever."""
+    from provisioner.state import state_root
+
+    try:
+        return (state_root() / "cache" / key).stat().st_mtime
+    except OSError:
+        return None
+
+
+def list_entries(runtime: Any) -> list[dict[str, Any]]:
+    """Every entry with key, profile, size and last use; most recently used first."""
+    entries = []
+    for image in runtime.cache_entries():
+        key = image["labels"].get(CACHE_LABEL, "")
+        entries.append(
+            {
+                "key": key,
+                "image": image["id"],
+                "tagged": bool(image["tags"]),
+                "profile": image["labels"].get("dev.envctl.cache-profile", ""),
+                "size": image["size"],
+                "created": image["created"],
+                "last_used": last_used(key) if image["tags"] else None,
+            }
+        )
+    entries.sort(key=lambda e: (e["tagged"], e["last_used"] or 0.0), reverse=True)
+    return entries
+
+
+def prune(runtime: Any, *, everything: bool, max_bytes: int | None) -> list[dict[str, Any]]:
+    """Remove untagged leftovers, then entries least recently used first until under max_bytes
+    (or all of them); return what was removed. Entries in use by a container stay."""
+    entries = list_entries(runtime)
+    removed = []
+    kept_size = sum(entry["size"] for entry in entries)
+    for entry in reversed(entries):  # least recently used (and untagged) first
+        over = max_bytes is not None and kept_size > max_bytes
+        if not (everything or over or not entry["tagged"]):
+            continue
+        try:
+            runtime.remove_image(entry["image"])
+        except Exception:  # in use by a running environment: keep it
+            continue
+        kept_size -= entry["size"]
+        removed.append(entry)
+    return removed

@@ -1,0 +1,143 @@
+"""The cache of initialized, seeded clusters: hits, misses, secrets, listing, pruning, races."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from provisioner.lifecycle import environment, up
+from provisioner.profile import load_profile
+from tests.conftest import envctl, write_profile
+
+pytestmark = pytest.mark.docker
+
+SEED = "CREATE TABLE items AS SELECT n, md5(n::text) AS h FROM generate_series(1, 2000) AS n;\n"
+
+
+@pytest.fixture
+def cache(docker: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """The cache on, with a seed unique to this test so that no other test's entry is hit."""
+    monkeypatch.setenv("ENVCTL_CACHE", "on")
+    (tmp_path / "seed.sql").write_text(f"-- {tmp_path}\n" + SEED)
+    yield docker
+    for image in docker.images.list(filters={"label": "dev.envctl.cache"}):
+        if str(tmp_path) in (image.labels or {}).get("dev.envctl.cache-profile", ""):
+            docker.images.remove(image.id, force=True)
+
+
+def seeded(folder: Path, name: str = "cached") -> Any:
+    text = f"name: {name}\npostgres:\n  version: '15'\n  seed: [seed.sql]\nenv:\n  file: null\n"
+    return load_profile(write_profile(folder, text, name=f"{name}.yaml"))
+
+
+def count_and_password_check(env: Any) -> tuple[int, str]:
+    with psycopg.connect(env.url) as conn:
+        row = conn.execute("SELECT count(*) FROM items").fetchone()
+    assert row is not None
+    return int(row[0]), env.password
+
+
+def test_a_second_start_comes_from_the_cache_with_its_own_password(
+    tmp_path: Path, cache: Any
+) -> None:
+    notes: list[str] = []
+    profile = seeded(tmp_path)
+    with environment(profile, notify=notes.append) as first:
+        assert count_and_password_check(first)[0] == 2000
+        old_url = first.url
+    assert any("kept the initialized cluster in the cache" in n for n in notes)
+    notes.clear()
+    with environment(profile, notify=notes.append) as second:
+        assert any("from the cache" in n for n in notes)
+        assert not any("running inline SQL" in n or "restoring" in n for n in notes)
+        assert count_and_password_check(second)[0] == 2000
+        assert second.password != first.password
+        # The first environment's password does not open the second: no secret is shared.
+        stale = old_url.replace(f":{first.port}/", f":{second.port}/")
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(stale)
+        # The template for reset came along too.
+        from provisioner.lifecycle import reset
+
+        with psycopg.connect(second.url, autocommit=True) as conn:
+            conn.execute("DELETE FROM items")
+        reset(second)
+        assert count_and_password_check(second)[0] == 2000
+
+
+def test_changing_one_byte_of_a_seed_is_a_miss(tmp_path: Path, cache: Any) -> None:
+    profile = seeded(tmp_path)
+    with environment(profile):
+        pass
+    seed = tmp_path / "seed.sql"
+    seed.write_text(seed.read_text().replace("2000", "2001"))
+    notes: list[str] = []
+    with environment(profile, notify=notes.append) as env:
+        assert not any("from the cache" in n for n in notes)
+        assert count_and_password_check(env)[0] == 2001
+    rows = json.loads(envctl("cache", "ls", "--json").stdout)
+    mine = [row for row in rows if str(tmp_path) in row["profile"]]
+    assert len(mine) == 2 and len({row["key"] for row in mine}) == 2
+
+
+def test_cache_off_keeps_nothing(
+    tmp_path: Path, cache: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVCTL_CACHE", "off")
+    with environment(seeded(tmp_path)):
+        pass
+    rows = json.loads(envctl("cache", "ls", "--json").stdout)
+    assert [row for row in rows if str(tmp_path) in row["profile"]] == []
+
+
+def test_two_builds_of_the_same_entry_at_once_never_tear_it(tmp_path: Path, cache: Any) -> None:
+    # Two profiles with identical content (the same key) start at the same moment: both build,
+    # one tag wins, and the next start is served a whole entry.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for sub in ("a", "b"):
+        (tmp_path / sub / "seed.sql").write_text((tmp_path / "seed.sql").read_text())
+    profiles = [seeded(tmp_path / "a", "twin"), seeded(tmp_path / "b", "twin")]
+    started: list[Any] = []
+    barrier = threading.Barrier(2)
+
+    def start(profile: Any) -> None:
+        barrier.wait()
+        started.append(up(profile, mode="run"))
+
+    threads = [threading.Thread(target=start, args=(p,)) for p in profiles]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    from provisioner.lifecycle import down
+
+    for env in started:
+        down(env.env_id)
+    assert len(started) == 2
+    notes: list[str] = []
+    with environment(profiles[0], notify=notes.append) as env:
+        assert any("from the cache" in n for n in notes)
+        assert count_and_password_check(env)[0] == 2000
+    pruned = envctl("cache", "prune")  # removes the untagged loser of the race, keeps the entry
+    assert pruned.returncode == 0, pruned.stderr
+    rows = json.loads(envctl("cache", "ls", "--json").stdout)
+    mine = [row for row in rows if str(tmp_path) in row["profile"]]
+    assert [row["tagged"] for row in mine] == [True]
+
+
+def test_prune_all_empties_the_cache(tmp_path: Path, cache: Any) -> None:
+    with environment(seeded(tmp_path)):
+        pass
+    assert any(
+        str(tmp_path) in r["profile"] for r in json.loads(envctl("cache", "ls", "--json").stdout)
+    )
+    result = envctl("cache", "prune", "--all")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(envctl("cache", "ls", "--json").stdout)
+    assert [row for row in rows if str(tmp_path) in row["profile"]] == []
