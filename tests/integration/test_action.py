@@ -1,0 +1,67 @@
+"""The GitHub Action itself: main.js installs envctl from this checkout and runs it; post.js
+tears down. Also proves that a plain `pip install .` (the README's install command) works."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import ROOT, leftovers, write_profile
+from tests.integration.test_github import read_heredoc_file
+
+pytestmark = pytest.mark.docker
+
+
+def test_up_mode_then_the_post_step_tears_down(tmp_path: Path, docker: Any) -> None:
+    if shutil.which("node") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("node is needed to run the action", pytrace=False)
+        pytest.skip("node is not installed")
+    files = {
+        name: tmp_path / name.lower() for name in ("GITHUB_ENV", "GITHUB_OUTPUT", "GITHUB_STATE")
+    }
+    for path in files.values():
+        path.write_text("")
+    profile = write_profile(tmp_path, "name: action\npostgres:\n  version: '15'\n")
+    env = {
+        **os.environ,
+        "GITHUB_ACTIONS": "true",
+        **{name: str(path) for name, path in files.items()},
+        "RUNNER_TEMP": str(tmp_path / "runner"),
+        "INPUT_PROFILE": str(profile),
+        "INPUT_MODE": "up",
+        "INPUT_VERSION": "15",
+    }
+    (tmp_path / "runner").mkdir()
+    main = subprocess.run(
+        ["node", str(ROOT / "action" / "main.js")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert main.returncode == 0, main.stdout + main.stderr
+    assert "::group::install envctl" in main.stdout
+    outputs = read_heredoc_file(files["GITHUB_OUTPUT"])
+    with psycopg.connect(outputs["database-url"]) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    exported = read_heredoc_file(files["GITHUB_ENV"])
+    assert exported["PGPORT"] == outputs["port"]
+
+    state = dict(line.split("=", 1) for line in files["GITHUB_STATE"].read_text().splitlines())
+    post = subprocess.run(
+        ["node", str(ROOT / "action" / "post.js")],
+        env={**env, **{f"STATE_{key}": value for key, value in state.items()}},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert post.returncode == 0, post.stdout + post.stderr
+    assert leftovers(docker, tmp_path) == []
+    assert not (tmp_path / ".env.test").exists()
