@@ -15,7 +15,7 @@ import typer
 
 from provisioner.errors import (
     EXIT_ENVIRONMENT_ERROR,
-    EXIT_USER_ERROR,
+    EXIT_INTERRUPTED,
     EnvctlError,
     NotRunningError,
     UsageError,
@@ -115,7 +115,7 @@ def up(
     from provisioner.profile import load_profile
     from provisioner.signals import deferred_signals
 
-    loaded = _with_version(profile, load_profile(profile), postgres_version)
+    loaded = _with_version(load_profile(profile), postgres_version)
     with deferred_signals():
         env = start(loaded, mode="up", notify=say, runtime_override=runtime)
     _print_connection(env, show_password)
@@ -399,7 +399,7 @@ def run(
     from provisioner.signals import deferred_signals
     from provisioner.suite import run_profile
 
-    loaded = _with_version(profile, load_profile(profile), postgres_version)
+    loaded = _with_version(load_profile(profile), postgres_version)
     if command and command[0] == "--":
         command = command[1:]
     argv = command_argv(command) if command else None
@@ -611,11 +611,11 @@ def matrix(
 
     wanted = [v.strip() for v in versions.split(",") if v.strip()] if versions else None
     for version in wanted or []:
-        _with_version(Path("matrix"), None, version)  # validates each version
+        _with_version(None, version)  # validates each version
     typer.echo(github.to_json(github.matrix(profiles, wanted)))
 
 
-def _with_version(path: Path, profile: Any, version: str | None) -> Any:
+def _with_version(profile: Any, version: str | None) -> Any:
     """`profile` with postgres.version replaced (validated like the profile's own)."""
     from pydantic import ValidationError
 
@@ -647,4 +647,4 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         say("interrupted; `envctl gc` removes anything left behind")
-        sys.exit(EXIT_USER_ERROR + 128)
+        sys.exit(EXIT_INTERRUPTED)
