@@ -48,8 +48,13 @@ def docker_client(timeout: float = PING_TIMEOUT) -> Any:
         client = docker.from_env(timeout=max(int(timeout), 1))
         client.ping()
     except (DockerException, OSError) as exc:
+        import os
+        import re
+
+        where = os.environ.get("DOCKER_HOST") or "the default socket"
+        detail = re.search(r"\[Errno -?\d+\] [^)\"'\]]+", str(exc))
         raise DockerUnavailableError(
-            f"no Docker engine answers ({_first_line(exc)})",
+            f"no Docker engine answers at {where} ({detail[0] if detail else _first_line(exc)})",
             hint="start Docker (e.g. `sudo systemctl start docker`), check DOCKER_HOST, "
             "or use `runtime: native`",
         ) from None

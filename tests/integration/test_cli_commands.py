@@ -107,3 +107,18 @@ def test_the_port_binds_to_loopback_and_a_wider_bind_is_warned_about(
     result = envctl("run", str(wide), "--", "true")
     assert result.returncode == 0, result.stderr
     assert "warning: postgres.host 0.0.0.0 exposes the database" in result.stderr
+
+
+def test_the_quickstart_runs_without_docker_on_the_pip_installed_postgres(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    shutil.copy(Path(__file__).parents[2] / "profiles" / "quickstart.yaml", tmp_path)
+    monkeypatch.delenv("ENVCTL_RUNTIME")  # the profile's own runtime: auto
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # nothing answers there
+    result = envctl("run", str(tmp_path / "quickstart.yaml"))
+    assert result.returncode == 0, result.stderr
+    assert "runtime: native, because no Docker engine answers at tcp://127.0.0.1:9" in result.stderr
+    assert "DATABASE_URL is set" in result.stdout
+    assert not (tmp_path / ".env.test").exists()
