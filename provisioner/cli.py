@@ -361,15 +361,10 @@ def env(
 
 
 def _masked(variables: dict[str, str], password: str) -> dict[str, str]:
-    from urllib.parse import quote
+    from provisioner.connection import hide_secrets, password_forms
 
-    secrets = {password, quote(password, safe="")}
-    out = {}
-    for key, value in variables.items():
-        for secret in secrets:
-            value = value.replace(secret, "****")
-        out[key] = value
-    return out
+    forms = password_forms(password)
+    return {key: hide_secrets(value, forms) for key, value in variables.items()}
 
 
 @app.command()

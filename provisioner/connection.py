@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,19 @@ class Connection:
     def with_database(self, database: str) -> Connection:
         """The same server and credentials, another database."""
         return replace(self, database=database)
+
+
+def hide_secrets(text: str, secrets: Iterable[str], mask: str = "****") -> str:
+    """`text` with every secret replaced by `mask`, longest first (a password inside its own
+    URL-encoded form must not leave half of that form behind)."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, mask)
+    return text
+
+
+def password_forms(password: str) -> set[str]:
+    """A password as it appears in output: plain and percent-encoded (in URLs)."""
+    return {password, quote(password, safe="")}
 
 
 def _is_ipv6(host: str) -> bool:

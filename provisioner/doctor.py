@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from provisioner.connection import Connection
+from provisioner.connection import Connection, hide_secrets
 from provisioner.envfile import PRESETS, render_env
 from provisioner.errors import EnvctlError
 
@@ -1059,11 +1059,7 @@ def _secrets(profile: Profile | None, running: Environment | None, path: Path | 
 
 def _masked(check: Check, secrets: set[str]) -> Check:
     def hide(text: str | None) -> str | None:
-        if text is None:
-            return None
-        for secret in sorted(secrets, key=len, reverse=True):
-            text = text.replace(secret, MASK)
-        return text
+        return None if text is None else hide_secrets(text, secrets, MASK)
 
     return Check(check.name, check.ok, hide(check.evidence) or "", hide(check.fix))
 

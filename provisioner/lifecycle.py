@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 from provisioner import github, signals
 from provisioner.cache import CACHED_PGDATA, cache_key, mark_used
@@ -53,7 +53,9 @@ from provisioner.state import (
     save_record,
     state_root,
 )
-from provisioner.tls import CertificateSet
+
+if TYPE_CHECKING:
+    from provisioner.tls import CertificateSet
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str], None]

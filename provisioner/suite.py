@@ -12,6 +12,7 @@ from provisioner import github
 from provisioner.envfile import render_env
 from provisioner.errors import UsageError
 from provisioner.lifecycle import NETWORK_ALIAS, Environment, environment, reset
+from provisioner.postgres.ready import indent_log
 from provisioner.profile import Profile
 from provisioner.report import markdown
 from provisioner.runner import (
@@ -82,7 +83,7 @@ def run_profile(
             tail = runtime_named(env.runtime).log_tail(env.env_id, 20).rstrip()
             if tail:
                 with github.group("database server log"):
-                    notify("the database server's last log lines:\n" + _indent(tail))
+                    notify("the database server's last log lines:\n" + indent_log(tail))
     _github_step_summary(report, profile)
     github.annotate(report)
     github.set_outputs({"result": report.verdict, "exit-code": str(report.exit_code)})
@@ -121,7 +122,3 @@ def _github_step_summary(report: RunReport, profile: Profile) -> None:
         return
     with Path(target).open("a", encoding="utf-8") as handle:
         handle.write(markdown(report, str(profile.path or profile.name)))
-
-
-def _indent(text: str) -> str:
-    return "\n".join("  | " + line for line in text.splitlines())

@@ -40,20 +40,21 @@ def wait_until_ready(
         failure = server_failure()
         if failure:
             raise InfrastructureError(
-                f"the database server stopped while starting ({failure})\n{_indent(log_tail())}",
+                f"the database server stopped while starting ({failure})\n{indent_log(log_tail())}",
                 hint="the server log above names the cause",
             )
         if time.monotonic() >= deadline:
             raise ReadinessTimeoutError(
                 f"the database did not accept connections within {timeout:g}s "
-                f"(last error: {last_error})\n{_indent(log_tail())}",
+                f"(last error: {last_error})\n{indent_log(log_tail())}",
                 hint="raise postgres.startup_timeout, or read the server log above",
             )
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
 
 
-def _indent(text: str) -> str:
+def indent_log(text: str) -> str:
+    """A server log, indented and marked so that it stands apart from envctl's own lines."""
     lines = text.rstrip().splitlines() or ["(the server log is empty)"]
     return "\n".join("  | " + line for line in lines)
 
@@ -86,7 +87,7 @@ def adopt_password(runtime: Runtime, env_id: str, connection: Connection, timeou
         if failure or time.monotonic() >= deadline:
             raise InfrastructureError(
                 "could not set the password of a cached cluster "
-                f"({failure or result.output.strip()})\n{_indent(runtime.log_tail(env_id))}",
+                f"({failure or result.output.strip()})\n{indent_log(runtime.log_tail(env_id))}",
                 hint="ENVCTL_CACHE=off starts without the cache; `envctl cache prune` empties it",
             )
         time.sleep(delay)

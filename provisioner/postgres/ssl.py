@@ -7,9 +7,12 @@ mode it has SSL on and pg_hba accepts only `hostssl`, so a client without SSL is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from provisioner.runtime import ServerFile
-from provisioner.tls import CertificateSet, generate_certificates
+
+if TYPE_CHECKING:  # cryptography is imported only when an environment uses SSL
+    from provisioner.tls import CertificateSet
 
 HOSTS_IN_CERTIFICATE = ("localhost", "127.0.0.1", "::1")
 
@@ -34,6 +37,8 @@ def server_ssl(
     """Settings and files for `mode`; certificates are fresh for every environment."""
     if mode == "disable":
         return ServerSsl(settings={"ssl": "off"}, files=(), certificates=None)
+    from provisioner.tls import generate_certificates
+
     certificates = generate_certificates(
         hostnames=[*HOSTS_IN_CERTIFICATE, *extra_hostnames],
         client_user=user if client_cert else None,
