@@ -30,7 +30,7 @@ from provisioner.errors import (
     InfrastructureError,
     NotRunningError,
 )
-from provisioner.postgres.ready import adopt_password, wait_until_ready
+from provisioner.postgres.ready import import_client_in_background, wait_until_ready
 from provisioner.postgres.seed import (
     SeedFile,
     apply_seed,
@@ -205,7 +205,6 @@ def _start(
         settings={**pg.server_settings(), **ssl.settings},
         labels=_labels(record),
         files=ssl.files,
-        network_alias=NETWORK_ALIAS,
         bin_dir=pg.bin_dir if pg.bin_dir is None else (profile.folder / pg.bin_dir).resolve(),
         locale=pg.locale,
         encoding=pg.encoding,
@@ -221,6 +220,7 @@ def _start(
     record = _replace(record, details={"certs_dir": str(certs_dir)})
     save_record(record)
     began = time.monotonic()
+    import_client_in_background()
     started = runtime.start(spec)
     if "bin_dir" in started.details:
         notify(
@@ -243,10 +243,6 @@ def _start(
         details={**record.details, **started.details},
     )
     save_record(record)
-    if hit:
-        # The cached cluster knows another (discarded) password: set this environment's own
-        # over the local socket before the server is reachable over TCP with it.
-        adopt_password(runtime, record.env_id, connection, pg.startup_timeout)
     seconds = wait_until_ready(
         connection,
         timeout=pg.startup_timeout,

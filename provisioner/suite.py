@@ -105,6 +105,7 @@ def _run_in_container(profile: Profile, env: Environment, argv: Sequence[str]) -
     started = time.monotonic()
     code = DockerRuntime().run_suite_container(
         env.env_id,
+        alias=NETWORK_ALIAS,
         image=container.image,
         argv=argv,
         env=variables,

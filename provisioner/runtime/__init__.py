@@ -37,11 +37,15 @@ class ServerSpec:
     labels: dict[str, str]
     files: tuple[ServerFile, ...] = ()
     initdb_args: tuple[str, ...] = ()
-    network_alias: str = "postgres"
     bin_dir: Path | None = None  # native: the profile's postgres.bin_dir, if it sets one
     locale: str = "en_US.UTF-8"
     encoding: str = "UTF8"
     pgdata: str | None = None  # where the cluster lives, when not the image's default
+
+    @property
+    def disposable(self) -> bool:
+        """Whether nothing needs to survive a crash: fsync off, so initdb may skip it too."""
+        return self.settings.get("fsync") == "off"
 
 
 @dataclass(frozen=True)

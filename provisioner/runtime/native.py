@@ -579,7 +579,7 @@ def _write_files(folder: Path, files: tuple[ServerFile, ...], user: ServerUser |
 
 def _initdb(spec: ServerSpec, install: Install, layout: Layout, user: ServerUser | None) -> None:
     """Create the cluster with the profile's user, password and locale, then its database."""
-    fast = spec.settings.get("fsync") == "off"  # a durable profile keeps initdb's fsync too
+    fast = spec.disposable  # a durable profile keeps initdb's fsync too
     password = layout.password_file
     descriptor = os.open(password, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:

@@ -291,3 +291,47 @@ def _wait_for(condition: Any, seconds: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def test_an_image_with_init_scripts_of_its_own_starts_through_its_entrypoint(
+    tmp_path: Path, docker: Any
+) -> None:
+    # envctl's own start-up skips the entrypoint's temporary server; an image (PostGIS, say)
+    # that brings /docker-entrypoint-initdb.d scripts needs it, so it goes the image's way.
+    import io
+
+    dockerfile = (
+        "FROM envctl-test/postgres:15\n"
+        "RUN echo 'CREATE TABLE made_by_the_image (id int);' "
+        "> /docker-entrypoint-initdb.d/10-table.sql\n"
+    )
+    tag = "envctl-test/postgres-initscripts:15"
+    docker.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, pull=False)
+    try:
+        env = up(load_profile(write_profile(tmp_path, profile_text(image=tag))))
+        try:
+            with psycopg.connect(env.url) as conn:
+                row = conn.execute("SELECT to_regclass('made_by_the_image') IS NOT NULL").fetchone()
+            assert row == (True,)
+            assert env.connection.database == "test"
+        finally:
+            down(env.env_id)
+    finally:
+        docker.images.remove(tag, force=True)
+    assert leftovers(docker, tmp_path) == []
+
+
+def test_a_server_started_by_envctl_runs_as_postgres_and_keeps_no_network(
+    tmp_path: Path, docker: Any
+) -> None:
+    env = up(load_profile(write_profile(tmp_path, profile_text())))
+    try:
+        container = docker.containers.get(f"envctl-{env.env_id}")
+        processes = container.top(ps_args="-o pid,uid,comm")["Processes"]
+        assert {uid for _, uid, _ in processes} == {"999"}  # the image's postgres user, never root
+        # Docker's default bridge: a network of its own only when a suite container joins.
+        assert [kind for kind, _ in leftovers(docker, tmp_path)] == ["container"]
+        with psycopg.connect(env.url) as conn:
+            assert conn.execute("SHOW listen_addresses").fetchone() == ("*",)
+    finally:
+        down(env.env_id)

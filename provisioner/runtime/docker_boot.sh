@@ -1,0 +1,64 @@
+# envctl's start-up for a container of an image that follows the official postgres image's
+# contract: initdb and postgres on PATH, PGDATA, a `postgres` user, gosu (or setpriv).
+#
+# Run as: bash -c "<this file>" envctl-boot [postgres arguments...]
+#
+# Unlike the image's entrypoint it starts no temporary server to create the database and set
+# the password (about a quarter of a second): it runs initdb, then the server itself, while a
+# helper does both over the local socket as soon as the server answers there. The same helper
+# gives a cluster from envctl's cache this environment's own password, before any client can
+# log in over TCP (nobody knows the password the cached cluster was built with).
+# Images with scripts of their own in /docker-entrypoint-initdb.d go the image's way instead.
+set -euf
+
+if [ ! -s "$PGDATA/PG_VERSION" ] && [ -n "$(ls -A /docker-entrypoint-initdb.d 2>/dev/null)" ]; then
+	exec docker-entrypoint.sh postgres "$@"
+fi
+
+if [ "$(id -u)" = 0 ]; then
+	mkdir -p "$PGDATA"
+	chown postgres:postgres "$PGDATA"
+	chmod 0700 "$PGDATA"
+	if command -v gosu >/dev/null; then
+		exec gosu postgres bash -c "$BASH_EXECUTION_STRING" "$0" "$@"
+	elif command -v setpriv >/dev/null; then
+		export HOME=/var/lib/postgresql
+		exec setpriv --reuid=postgres --regid=postgres --init-groups -- \
+			bash -c "$BASH_EXECUTION_STRING" "$0" "$@"
+	fi
+	exec docker-entrypoint.sh postgres "$@"
+fi
+
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+	# POSTGRES_INITDB_ARGS is a list of words, as for the image's entrypoint (globbing is off).
+	# shellcheck disable=SC2086
+	initdb -D "$PGDATA" --username="$POSTGRES_USER" \
+		--pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") \
+		--auth-local=trust --auth-host=scram-sha-256 $POSTGRES_INITDB_ARGS >/dev/null
+	printf '\nhost all all all scram-sha-256\n' >>"$PGDATA/pg_hba.conf"
+fi
+
+(
+	set +e
+	tries=0
+	while [ "$tries" -lt 3000 ]; do
+		if psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres \
+			-v user="$POSTGRES_USER" -v password="$POSTGRES_PASSWORD" -v db="$POSTGRES_DB" \
+			>/dev/null 2>&1 <<-'SQL'
+				ALTER ROLE :"user" PASSWORD :'password';
+				SELECT format('CREATE DATABASE %I', :'db')
+				WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
+			SQL
+		then
+			exit 0
+		fi
+		tries=$((tries + 1))
+		sleep 0.02
+	done
+	echo "envctl-boot: could not set the password and create database $POSTGRES_DB" >&2
+	# The server is this helper's parent once it runs: any other status would make it
+	# restart as if a backend had crashed.
+	exit 0
+)&
+
+exec postgres "$@"
