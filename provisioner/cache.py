@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ CACHE_VARIABLE = "ENVCTL_CACHE"
 CACHE_REPOSITORY = "envctl-cache"
 CACHE_LABEL = "dev.envctl.cache"
 # Bump when what an entry holds changes shape, so older entries are never served.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: started by envctl's boot script
 CACHED_PGDATA = "/var/lib/envctl/pgdata"  # outside the image's VOLUME, so a commit keeps it
 
 
@@ -31,7 +32,7 @@ def enabled() -> bool:
     return os.environ.get(CACHE_VARIABLE, "on").lower() not in ("off", "0", "false", "no")
 
 
-def cache_key(pg: PostgresConfig, image_id: str, seed_files: list[Path]) -> str:
+def cache_key(pg: PostgresConfig, image_id: str, seed_digests: list[str]) -> str:
     """The hash of everything that determines an environment's initial data."""
     digest = hashlib.sha256()
     state: dict[str, Any] = {
@@ -48,11 +49,88 @@ def cache_key(pg: PostgresConfig, image_id: str, seed_files: list[Path]) -> str:
         "seed": [item.model_dump(mode="json") for item in pg.seed],
         "seed_options": pg.seed_options.model_dump(),
         "pgdata": CACHED_PGDATA,
+        "seed_bytes": seed_digests,
     }
     digest.update(json.dumps(state, sort_keys=True, default=str).encode())
-    for path in seed_files:
-        _hash_path(digest, path)
     return digest.hexdigest()
+
+
+# --- what a seed file's bytes hash to, remembered by its identity ---------------------------
+#
+# Hashing a 200 MB seed takes a sixth of a second and checking it is whole several times that:
+# a warm start would cost more the bigger the seed. So both are remembered per file, under the
+# file's identity: device, inode, size, and the nanosecond mtime and ctime. Any write changes
+# the ctime (which no program can set back), a replaced file has another inode. A file changed
+# less than RACY_SECONDS before it was read is not remembered: the kernel's coarse clock could
+# give a later write in the same tick the same times.
+
+RACY_SECONDS = 2.0
+
+
+def seed_digest(path: Path, required_major: int | None) -> str:
+    """The SHA-256 of a seed file (or of a directory dump's files), remembered for next time."""
+    known = remembered_seed(path)
+    if known is not None:
+        return str(known["sha256"])
+    started = time.time()
+    identity = _identity(path)
+    digest = hashlib.sha256()
+    _hash_path(digest, path)
+    value = digest.hexdigest()
+    if identity is not None and identity[-1] < (started - RACY_SECONDS) * 1e9:
+        _remember(path, {"id": identity, "sha256": value, "major": required_major})
+    return value
+
+
+def remembered_seed(path: Path) -> dict[str, Any] | None:
+    """What `seed_digest` remembered of this very file, if it is unchanged: sha256, major."""
+    entry = _seed_memo().get(str(path))
+    identity = _identity(path)
+    if entry is None or identity is None or entry.get("id") != identity:
+        return None
+    return entry
+
+
+def _identity(path: Path) -> list[int] | None:
+    """Device, inode, size, mtime and ctime of a file, or of a folder's files (latest ctime
+    last, for the racy check)."""
+    try:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        stats = [f.stat() for f in files]
+    except OSError:
+        return None
+    if not stats:
+        return None
+    fields = [
+        value
+        for st in stats
+        for value in (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    ]
+    return [*fields, max(st.st_ctime_ns for st in stats)]
+
+
+def _memo_path() -> Path:
+    from provisioner.state import state_root
+
+    return state_root() / "cache" / "seeds.json"
+
+
+def _seed_memo() -> dict[str, dict[str, Any]]:
+    try:
+        loaded = json.loads(_memo_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _remember(path: Path, entry: dict[str, Any]) -> None:
+    from provisioner.envfile import write_atomic
+
+    memo = _seed_memo()
+    memo[str(path)] = entry
+    target = _memo_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, json.dumps(memo, indent=1).encode())
 
 
 def _hash_path(digest: Any, path: Path) -> None:

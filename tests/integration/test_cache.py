@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,33 @@ def test_changing_one_byte_of_a_seed_is_a_miss(tmp_path: Path, cache: Any) -> No
     rows = json.loads(envctl("cache", "ls", "--json").stdout)
     mine = [row for row in rows if str(tmp_path) in row["profile"]]
     assert len(mine) == 2 and len({row["key"] for row in mine}) == 2
+
+
+def test_a_remembered_seed_edited_in_place_with_its_old_mtime_is_a_miss(
+    tmp_path: Path, cache: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hit for a seed remembered unchanged neither reads nor hashes it again; an edit that
+    # keeps the size and puts the mtime back must still be noticed (by the ctime).
+    from provisioner import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "RACY_SECONDS", 0.0)
+    profile = seeded(tmp_path)
+    with environment(profile):
+        pass
+    seed = tmp_path / "seed.sql"
+    assert cache_module.remembered_seed(seed.resolve()) is not None
+    notes: list[str] = []
+    with environment(profile, notify=notes.append) as env:
+        assert any("from the cache" in n for n in notes)
+        assert count_and_password_check(env)[0] == 2000
+    before = seed.stat()
+    seed.write_text(seed.read_text().replace("2000", "2002"))
+    os.utime(seed, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert seed.stat().st_size == before.st_size
+    notes.clear()
+    with environment(profile, notify=notes.append) as env:
+        assert not any("from the cache" in n for n in notes)
+        assert count_and_password_check(env)[0] == 2002
 
 
 def test_cache_off_keeps_nothing(
