@@ -140,6 +140,8 @@ class Workspace:
         self.base_env = {
             **{k: v for k, v in os.environ.items() if k not in DROPPED_VARIABLES},
             "ENVCTL_STATE_DIR": str(self.state),
+            # The native runtime's entries: private to this run, emptied with it.
+            "ENVCTL_CACHE_DIR": str(self.root / "cache"),
             "ENVCTL_POSTGRES_IMAGE": IMAGE_TEMPLATE,
             # Docker unless a variant asks for --runtime native: `auto` could hide a failure.
             "ENVCTL_RUNTIME": "docker",
@@ -280,11 +282,16 @@ class Workspace:
         ]
 
     def remove_cache_entries(self) -> list[str]:
-        """Remove the cache images this workspace's profiles made (those not in use)."""
+        """Remove the cache images this workspace's profiles made (those not in use), and
+        the native runtime's entries (all of them this run's)."""
         images = self.cache_entries()
         for image in images:
             docker("rmi", image, check=False)
-        return images
+        native = self.root / "cache" / "native"
+        entries = sorted(native.iterdir()) if native.is_dir() else []
+        for entry in entries:
+            shutil.rmtree(entry, ignore_errors=True)
+        return [*images, *(f"native cache entry {entry.name[:16]}" for entry in entries)]
 
     def close(self) -> list[str]:
         """Take everything down, sweep what is left, delete the temp root."""

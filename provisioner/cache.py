@@ -5,7 +5,9 @@ version, initdb's locale and encoding, the user and database, roles, extensions,
 options, and the bytes of every seed file. Any change is a miss; a stale entry is never served.
 No secret is shared through an entry: every environment sets its own password before it
 accepts a connection over TCP. On Docker an entry is a committed image (`envctl-cache:<key>`),
-which starts as fast as the image it came from, whatever the seed's size.
+which starts as fast as the image it came from, whatever the seed's size. On the native
+runtime it is a copy of the data folder under ENVCTL_CACHE_DIR (default ~/.cache/envctl),
+taken while the server is frozen; a start copies it back instead of running initdb.
 """
 
 from __future__ import annotations
@@ -167,30 +169,34 @@ def last_used(key: str) -> float | None:
         return None
 
 
-def list_entries(runtime: Any) -> list[dict[str, Any]]:
-    """Every entry with key, profile, size and last use; most recently used first."""
+def list_entries(runtimes: list[Any]) -> list[dict[str, Any]]:
+    """Every entry of these runtimes with key, profile, size and last use; most recently used
+    first."""
     entries = []
-    for image in runtime.cache_entries():
-        key = image["labels"].get(CACHE_LABEL, "")
-        entries.append(
-            {
-                "key": key,
-                "image": image["id"],
-                "tagged": bool(image["tags"]),
-                "profile": image["labels"].get("dev.envctl.cache-profile", ""),
-                "size": image["size"],
-                "created": image["created"],
-                "last_used": last_used(key) if image["tags"] else None,
-            }
-        )
+    for runtime in runtimes:
+        for found in runtime.cache_entries():
+            key = found["labels"].get(CACHE_LABEL, "")
+            entries.append(
+                {
+                    "runtime": runtime.name,
+                    "key": key,
+                    "image": found["id"],
+                    "tagged": bool(found["tags"]),
+                    "profile": found["labels"].get("dev.envctl.cache-profile", ""),
+                    "size": found["size"],
+                    "created": found["created"],
+                    "last_used": last_used(key) if found["tags"] else None,
+                }
+            )
     entries.sort(key=lambda e: (e["tagged"], e["last_used"] or 0.0), reverse=True)
     return entries
 
 
-def prune(runtime: Any, *, everything: bool, max_bytes: int | None) -> list[dict[str, Any]]:
+def prune(runtimes: list[Any], *, everything: bool, max_bytes: int | None) -> list[dict[str, Any]]:
     """Remove untagged leftovers, then entries least recently used first until under max_bytes
-    (or all of them); return what was removed. Entries in use by a container stay."""
-    entries = list_entries(runtime)
+    (or all of them); return what was removed. Entries in use by an environment stay."""
+    by_name = {runtime.name: runtime for runtime in runtimes}
+    entries = list_entries(runtimes)
     removed = []
     kept_size = sum(entry["size"] for entry in entries)
     for entry in reversed(entries):  # least recently used (and untagged) first
@@ -198,9 +204,25 @@ def prune(runtime: Any, *, everything: bool, max_bytes: int | None) -> list[dict
         if not (everything or over or not entry["tagged"]):
             continue
         try:
-            runtime.remove_image(entry["image"])
+            by_name[entry["runtime"]].remove_cache_entry(entry["image"])
         except Exception:  # in use by a running environment: keep it
             continue
         kept_size -= entry["size"]
         removed.append(entry)
     return removed
+
+
+def runtimes_with_entries() -> list[Any]:
+    """The runtimes whose entries `cache ls` and `cache prune` see: native always, Docker when
+    an engine answers."""
+    from provisioner.errors import DockerUnavailableError
+    from provisioner.runtime.native import NativeRuntime
+
+    found: list[Any] = [NativeRuntime()]
+    try:
+        from provisioner.runtime.docker import DockerRuntime
+
+        found.insert(0, DockerRuntime())
+    except DockerUnavailableError:
+        pass
+    return found

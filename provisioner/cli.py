@@ -533,10 +533,9 @@ def cache_ls(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
 ) -> None:
     """List cache entries: key, profile, size, last use."""
-    from provisioner.cache import list_entries
-    from provisioner.runtime.docker import DockerRuntime
+    from provisioner.cache import list_entries, runtimes_with_entries
 
-    entries = list_entries(DockerRuntime())
+    entries = list_entries(runtimes_with_entries())
     if as_json:
         typer.echo(json.dumps(entries, indent=2))
         return
@@ -547,7 +546,9 @@ def cache_ls(
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(used)) if used else "-"
         key = entry["key"][:16] if entry["tagged"] else f"{entry['key'][:16]} (untagged)"
         size = entry["size"] / 1e6
-        typer.echo(f"{key}  {size:8.1f} MB  last used {when}  {entry['profile']}")
+        typer.echo(
+            f"{key}  {entry['runtime']:6}  {size:8.1f} MB  last used {when}  {entry['profile']}"
+        )
 
 
 @cache_app.command("prune")
@@ -559,11 +560,10 @@ def cache_prune(
     ] = None,
 ) -> None:
     """Remove entries: all, or least recently used first past a size limit."""
-    from provisioner.cache import prune
-    from provisioner.runtime.docker import DockerRuntime
+    from provisioner.cache import prune, runtimes_with_entries
 
     limit = _size(max_size) if max_size else None
-    removed = prune(DockerRuntime(), everything=everything, max_bytes=limit)
+    removed = prune(runtimes_with_entries(), everything=everything, max_bytes=limit)
     for entry in removed:
         say(f"removed {entry['key'][:16]} ({entry['size'] / 1e6:.1f} MB)")
     say(f"removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'}")

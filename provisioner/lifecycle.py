@@ -214,7 +214,7 @@ def _start(
         encoding=pg.encoding,
     )
     if key is not None:
-        spec = dataclasses.replace(spec, image=hit or image, pgdata=CACHED_PGDATA)
+        spec = dataclasses.replace(spec, from_cache=hit, pgdata=CACHED_PGDATA)
     where = image if runtime.name == "docker" else "native binaries"
     cached = " from the cache" if hit else ""
     notify(f"starting Postgres {pg.version} ({runtime.name}: {where}){cached}")
@@ -290,7 +290,8 @@ def _seeds_and_cache(
         if len(known) == len(files) and (pg.version != "auto" or majors):
             if pg.version == "auto":
                 pg = pg.model_copy(update={"version": str(max(majors))})
-            key, hit = _cache_lookup(runtime, pg, [str(entry["sha256"]) for entry in known])
+            digests = [str(entry["sha256"]) for entry in known]
+            key, hit = _cache_lookup(runtime, pg, profile.folder, digests)
             if hit:
                 return pg, [], key, hit
             pg = profile.postgres
@@ -304,19 +305,20 @@ def _seeds_and_cache(
         for seed in seeds
         if isinstance(seed, SeedFile)
     ]
-    key, hit = _cache_lookup(runtime, pg, digests)
+    key, hit = _cache_lookup(runtime, pg, profile.folder, digests)
     return pg, seeds, key, hit
 
 
 def _cache_lookup(
-    runtime: Runtime, pg: PostgresConfig, seed_digests: list[str]
+    runtime: Runtime, pg: PostgresConfig, folder: Path, seed_digests: list[str]
 ) -> tuple[str | None, str | None]:
     """The cache key for this start (None if the runtime keeps no entries) and its entry."""
-    identity = runtime.image_identity(pg.resolved_image())
+    bin_dir = pg.bin_dir if pg.bin_dir is None else (folder / pg.bin_dir).resolve()
+    identity = runtime.cache_identity(pg.resolved_image(), pg.major, bin_dir)
     if identity is None:
         return None, None
     key = cache_key(pg, identity, seed_digests)
-    hit = runtime.cached_image(key)
+    hit = runtime.cached_entry(key)
     if hit:
         mark_used(key)
     return key, hit

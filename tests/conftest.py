@@ -69,6 +69,7 @@ def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ENVCTL_RUNTIME", "docker")
     # The cache is tested on its own (test_cache.py); elsewhere every start is a cold one.
     monkeypatch.setenv("ENVCTL_CACHE", "off")
+    monkeypatch.setenv("ENVCTL_CACHE_DIR", str(tmp_path / "envctl-cache"))  # native entries
     return state
 
 

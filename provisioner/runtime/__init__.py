@@ -41,6 +41,7 @@ class ServerSpec:
     locale: str = "en_US.UTF-8"
     encoding: str = "UTF8"
     pgdata: str | None = None  # where the cluster lives, when not the image's default
+    from_cache: str | None = None  # the cache entry to start from instead of initdb
 
     @property
     def disposable(self) -> bool:
@@ -121,14 +122,23 @@ class Runtime(Protocol):
         """Copy a file an `exec`'d tool wrote back to the host."""
         ...
 
-    def image_identity(self, image: str) -> str | None:
+    def cache_identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:
         """What identifies the server build for cache keys, or None if this runtime caches not."""
         ...
 
-    def cached_image(self, key: str) -> str | None:
-        """The image of a cache entry for `key`, if there is one."""
+    def cached_entry(self, key: str) -> str | None:
+        """The cache entry for `key` (what `ServerSpec.from_cache` takes), if there is one."""
         ...
 
     def store_cache(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
         """Keep the environment's current cluster as the cache entry for `key`."""
+        ...
+
+    def cache_entries(self) -> list[dict[str, Any]]:
+        """Every entry: id, tags (empty if left over by a concurrent build), labels, size,
+        created."""
+        ...
+
+    def remove_cache_entry(self, entry_id: str) -> None:
+        """Remove an entry (not one a running environment uses)."""
         ...

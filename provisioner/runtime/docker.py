@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import shutil
@@ -108,6 +109,8 @@ class DockerRuntime(metaclass=_GuardedCalls):
     def start(self, spec: ServerSpec) -> StartedServer:
         from docker.errors import APIError
 
+        if spec.from_cache:
+            spec = dataclasses.replace(spec, image=spec.from_cache)
         self.ensure_image(spec.image)
         if spec.port is not None:
             self._check_port_free(spec.bind_host, spec.port)
@@ -426,11 +429,11 @@ class DockerRuntime(metaclass=_GuardedCalls):
         finally:
             container.remove(force=True, v=True)
 
-    def image_identity(self, image: str) -> str | None:
+    def cache_identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:
         self.ensure_image(image)
         return str(self.client.images.get(image).id)
 
-    def cached_image(self, key: str) -> str | None:
+    def cached_entry(self, key: str) -> str | None:
         from docker.errors import ImageNotFound
 
         from provisioner.cache import CACHE_LABEL, image_tag
@@ -477,9 +480,9 @@ class DockerRuntime(metaclass=_GuardedCalls):
             )
         return entries
 
-    def remove_image(self, image_id: str) -> None:
+    def remove_cache_entry(self, entry_id: str) -> None:
         """Remove a cache image (not while a container uses it)."""
-        self.client.images.remove(image_id, force=False, noprune=False)
+        self.client.images.remove(entry_id, force=False, noprune=False)
 
     def _container(self, env_id: str) -> Any:
         from docker.errors import NotFound

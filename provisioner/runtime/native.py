@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner import signals
+from provisioner.cache import CACHE_LABEL
 from provisioner.envfile import write_atomic
 from provisioner.errors import (
     AlreadyRunningError,
@@ -169,8 +170,14 @@ class NativeRuntime:
         try:
             _save(state)
             _write_files(layout.config, spec.files, user)
-            _initdb(spec, install, layout, user)
+            if spec.from_cache:
+                _copy_tree(Path(spec.from_cache) / "data", layout.data)
+            else:
+                _initdb(spec, install, layout, user)
             state = _launch(spec, install, layout, user, state)
+            if spec.from_cache:
+                assert state.port is not None
+                _adopt_password(spec, layout, state.port)
         except BaseException:
             # Whatever stopped us (an error, a signal), nothing of this environment stays.
             self.remove(spec.env_id)
@@ -310,15 +317,126 @@ class NativeRuntime:
             raise InfrastructureError(f"{path} in environment {env_id} is not a file")
         shutil.copyfile(source, destination)
 
-    # The native runtime keeps no cache entries yet: every start runs initdb (about a second).
-    def image_identity(self, image: str) -> str | None:
-        return None
+    # --- the cache: a copy of a stopped-in-time data folder per entry ---------------------
 
-    def cached_image(self, key: str) -> str | None:
-        return None
+    def cache_identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:
+        install = find_install(major, bin_dir)
+        return f"native {install.version} {install.bin_dir} ({install.source})"
+
+    def cached_entry(self, key: str) -> str | None:
+        entry = cache_folder() / key
+        return str(entry) if (entry / "data" / "PG_VERSION").is_file() else None
 
     def store_cache(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
-        return None
+        """Copy the data folder while the server is frozen (SIGSTOP to its process group, as
+        `docker commit` pauses a container): the copy is what a crash at that instant would
+        leave, which the next start recovers from the last checkpoint in milliseconds."""
+        state = _running(env_id)
+        assert state.pid is not None
+        root = cache_folder()
+        if (root / key).exists():
+            return  # built meanwhile by another envctl
+        building = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=root))
+        try:
+            os.killpg(state.pid, signal.SIGSTOP)
+            try:
+                _copy_tree(state.layout.data, building / "data")
+            finally:
+                os.killpg(state.pid, signal.SIGCONT)
+            # The lock names a live server (this one): a server started from the copy would
+            # refuse to share its data folder with it.
+            (building / "data" / "postmaster.pid").unlink(missing_ok=True)
+            info = {"key": key, "labels": labels, "created": time.time(), "version": state.version}
+            (building / "entry.json").write_text(json.dumps(info))
+            os.rename(building, root / key)  # whole or not at all; an existing one wins
+        except OSError as exc:
+            if not (root / key).exists():
+                log.warning("could not keep the cluster in the cache: %s", exc)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+
+    def cache_entries(self) -> list[dict[str, Any]]:
+        entries = []
+        for entry in sorted(cache_folder().iterdir()):
+            try:
+                info = json.loads((entry / "entry.json").read_text())
+            except (OSError, ValueError):
+                continue  # a build in progress, or a removal
+            size = sum(f.stat().st_size for f in _tree(entry / "data") if f.is_file())
+            entries.append(
+                {
+                    "id": str(entry),
+                    "tags": [] if entry.name.startswith(".") else [info.get("key", "")],
+                    "labels": {CACHE_LABEL: info.get("key", ""), **info.get("labels", {})},
+                    "size": size,
+                    "created": time.strftime(
+                        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(info.get("created", 0)))
+                    ),
+                }
+            )
+        return entries
+
+    def remove_cache_entry(self, entry_id: str) -> None:
+        entry = Path(entry_id)
+        if entry.parent != cache_folder():
+            raise InfrastructureError(f"{entry_id} is not a native cache entry")
+        # Renamed first: a start never copies from half an entry.
+        doomed = entry.with_name(f".removing-{entry.name}")
+        os.rename(entry, doomed)
+        shutil.rmtree(doomed)
+
+
+def cache_folder() -> Path:
+    """Where native cache entries live: ENVCTL_CACHE_DIR, else the user's cache folder."""
+    base = os.environ.get("ENVCTL_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = str(Path(xdg) / "envctl" if xdg else Path.home() / ".cache" / "envctl")
+    folder = Path(base) / "native"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    """A copy that keeps owners and modes (`cp -a`; copy-on-write where the disk can)."""
+    result = subprocess.run(
+        ["cp", "-a", str(source), str(target)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise OSError(result.stderr.strip() or f"cp exited with {result.returncode}")
+
+
+def _adopt_password(spec: ServerSpec, layout: Layout, port: int) -> None:
+    """Give a cluster from the cache this environment's password, over the local socket
+    (trusted there; over TCP nobody knows the password it was built with)."""
+    import psycopg
+    from psycopg import sql
+
+    deadline = time.monotonic() + BIND_TIMEOUT
+    statement = sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
+        sql.Identifier(spec.user), sql.Literal(spec.password)
+    )
+    while True:
+        signals.current().checkpoint()
+        try:
+            with psycopg.connect(
+                host=str(layout.socket_dir),
+                port=port,
+                user=spec.user,
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=2,
+            ) as conn:
+                conn.execute(statement)
+            return
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"could not set the password of a cached cluster ({exc})",
+                    hint="ENVCTL_CACHE=off starts without the cache; `envctl cache prune` "
+                    "empties it",
+                ) from None
+            time.sleep(0.02)
 
 
 # --- where things live ---------------------------------------------------------------------

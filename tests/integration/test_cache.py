@@ -169,3 +169,40 @@ def test_prune_all_empties_the_cache(tmp_path: Path, cache: Any) -> None:
     assert result.returncode == 0, result.stderr
     rows = json.loads(envctl("cache", "ls", "--json").stdout)
     assert [row for row in rows if str(tmp_path) in row["profile"]] == []
+
+
+@pytest.mark.native
+def test_native_starts_come_from_a_copied_data_folder_with_their_own_password(
+    tmp_path: Path, native: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provisioner.lifecycle import reset
+
+    monkeypatch.setenv("ENVCTL_CACHE", "on")
+    (tmp_path / "seed.sql").write_text(SEED)
+    profile = seeded(tmp_path, "native-cached")
+    notes: list[str] = []
+    with environment(profile, notify=notes.append) as first:
+        assert count_and_password_check(first)[0] == 2000
+        old_url = first.url
+    assert any("kept the initialized cluster in the cache" in n for n in notes)
+    notes.clear()
+    with environment(profile, notify=notes.append) as second:
+        assert any("from the cache" in n for n in notes)
+        assert count_and_password_check(second)[0] == 2000
+        assert second.password != first.password
+        stale = old_url.replace(f":{first.port}/", f":{second.port}/")
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(stale)
+        with psycopg.connect(second.url, autocommit=True) as conn:
+            conn.execute("DELETE FROM items")
+        reset(second)  # the template came along
+        assert count_and_password_check(second)[0] == 2000
+    # Without a Docker engine, `cache ls` and `prune` still see the native entries.
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    rows = json.loads(envctl("cache", "ls", "--json").stdout)
+    native_rows = [row for row in rows if row["runtime"] == "native"]
+    assert len(native_rows) == len(rows)
+    assert len(native_rows) == 1 and native_rows[0]["size"] > 10_000_000
+    assert native_rows[0]["profile"].endswith("native-cached.yaml")
+    assert envctl("cache", "prune", "--all").returncode == 0
+    assert list((tmp_path / "envctl-cache" / "native").iterdir()) == []
