@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from bench.measure import ScenarioResult
 from bench.scenarios.context import Context, Plan
+from bench.scenarios.formats import formats
 from bench.scenarios.scale import scale
 from bench.scenarios.seeded import clone, reset, seeded
 from bench.scenarios.startup import cli, ready, run_overhead
@@ -15,6 +16,7 @@ SCENARIOS: dict[str, Callable[[Context], ScenarioResult]] = {
     "ready": ready,
     "run": run_overhead,
     "seeded": seeded,
+    "formats": formats,
     "reset": reset,
     "clone": clone,
     "scale": scale,
