@@ -110,8 +110,9 @@ class DockerRuntime(metaclass=_GuardedCalls):
         from docker.errors import APIError
 
         if spec.from_cache:
-            spec = dataclasses.replace(spec, image=spec.from_cache)
-        self.ensure_image(spec.image)
+            spec = dataclasses.replace(spec, image=spec.from_cache)  # just looked up: it is here
+        else:
+            self.ensure_image(spec.image)
         if spec.port is not None:
             self._check_port_free(spec.bind_host, spec.port)
         name = container_name(spec.env_id)
@@ -190,17 +191,16 @@ class DockerRuntime(metaclass=_GuardedCalls):
         network.connect(database, aliases=[alias])
         return name
 
-    def ensure_image(self, image: str) -> None:
-        """Make sure `image` is here, pulling it if needed."""
+    def ensure_image(self, image: str) -> Any:
+        """The image `image`, pulled first if it is not here."""
         from docker.errors import APIError, ImageNotFound
 
         try:
-            self.client.images.get(image)
-            return
+            return self.client.images.get(image)
         except ImageNotFound:
             pass
         try:
-            self.client.images.pull(image)
+            return self.client.images.pull(image)
         except APIError as exc:
             raise ProfileError(
                 f"image '{image}' is not present and cannot be pulled ({_first_line(exc)})",
@@ -430,8 +430,7 @@ class DockerRuntime(metaclass=_GuardedCalls):
             container.remove(force=True, v=True)
 
     def cache_identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:
-        self.ensure_image(image)
-        return str(self.client.images.get(image).id)
+        return str(self.ensure_image(image).id)
 
     def cached_entry(self, key: str) -> str | None:
         from docker.errors import ImageNotFound
