@@ -37,14 +37,6 @@ from provisioner.errors import (
     NotRunningError,
 )
 from provisioner.postgres.ready import import_client_in_background, wait_until_ready
-from provisioner.postgres.seed import (
-    SeedFile,
-    apply_seed,
-    backup_major,
-    check_versions,
-    inspect_seeds,
-    reset_database,
-)
 from provisioner.postgres.ssl import server_ssl
 from provisioner.profile import PostgresConfig, Profile, SeedItem
 from provisioner.runtime import ENV_LABEL, LABEL_PREFIX, MANAGED_LABEL, Runtime, ServerSpec
@@ -61,6 +53,7 @@ from provisioner.state import (
 )
 
 if TYPE_CHECKING:
+    from provisioner.postgres.seed import SeedFile
     from provisioner.tls import CertificateSet
 
 log = logging.getLogger(__name__)
@@ -256,6 +249,8 @@ def _start(
     notify(f"ready on {connection.host}:{connection.port} after {time.monotonic() - began:.1f}s")
     if (seeds or pg.has_seed) and not hit:
         signals.current().checkpoint()
+        from provisioner.postgres.seed import apply_seed
+
         apply_seed(runtime, record.env_id, connection, pg, seeds, notify)
     shutil.rmtree(state_dir / "seed-work", ignore_errors=True)
     if key is not None and not hit:
@@ -295,6 +290,9 @@ def _seeds_and_cache(
             if hit:
                 return pg, [], key, hit
             pg = profile.postgres
+    # Read only when the cache cannot serve the start: a module for backups, and their bytes.
+    from provisioner.postgres.seed import SeedFile, check_versions, inspect_seeds
+
     seeds = inspect_seeds(pg, profile.folder, state_dir / "seed-work")
     pg = _with_version(pg, seeds)
     check_versions(seeds, pg.major)
@@ -341,6 +339,8 @@ def _with_version(pg: PostgresConfig, seeds: list[SeedFile | SeedItem]) -> Postg
     """`version: auto` becomes the major the newest backup was dumped from."""
     if pg.version != "auto":
         return pg
+    from provisioner.postgres.seed import backup_major
+
     major = backup_major(seeds)
     if major is None:
         pg.major  # noqa: B018 - raises the explanatory ProfileError
@@ -502,6 +502,8 @@ def require_running(profile: Profile) -> Environment:
 
 def reset(env: Environment) -> float:
     """Put the working database back to its seeded state; return the seconds it took."""
+    from provisioner.postgres.seed import reset_database
+
     return reset_database(env.connection)
 
 

@@ -38,10 +38,23 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	printf '\nhost all all all scram-sha-256\n' >>"$PGDATA/pg_hba.conf"
 fi
 
+# A cluster from the cache was copied from a running server: its lock file is stale, and
+# nothing else can be running in this new container.
+rm -f "$PGDATA/postmaster.pid"
+
 (
-	set +e
-	tries=0
-	while [ "$tries" -lt 3000 ]; do
+	set +eu
+	while [ "$SECONDS" -lt 600 ]; do
+		# The postmaster writes "ready" into its lock file once it accepts connections (what
+		# pg_ctl -w waits for): reading it is cheap, where a psql that fails costs a process.
+		# Servers that never write it get psql every 20 ms after five seconds.
+		status=()
+		mapfile -t -s 7 -n 1 status <"$PGDATA/postmaster.pid" 2>/dev/null
+		line="${status[0]:-}"
+		if [ "${line#ready}" = "$line" ] && [ "$SECONDS" -lt 5 ]; then
+			sleep 0.005
+			continue
+		fi
 		if psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres \
 			-v user="$POSTGRES_USER" -v password="$POSTGRES_PASSWORD" -v db="$POSTGRES_DB" \
 			>/dev/null 2>&1 <<-'SQL'
@@ -52,7 +65,6 @@ fi
 		then
 			exit 0
 		fi
-		tries=$((tries + 1))
 		sleep 0.02
 	done
 	echo "envctl-boot: could not set the password and create database $POSTGRES_DB" >&2
