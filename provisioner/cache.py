@@ -97,8 +97,7 @@ def _identity(path: Path) -> list[int] | None:
     """Device, inode, size, mtime and ctime of a file, or of a folder's files (latest ctime
     last, for the racy check)."""
     try:
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        stats = [f.stat() for f in files]
+        stats = [file.stat() for file in _seed_files(path)]
     except OSError:
         return None
     if not stats:
@@ -130,15 +129,17 @@ def _remember(path: Path, entry: dict[str, Any]) -> None:
 
     memo = _seed_memo()
     memo[str(path)] = entry
-    target = _memo_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, json.dumps(memo, indent=1).encode())
+    write_atomic(_memo_path(), json.dumps(memo, indent=1).encode())
+
+
+def _seed_files(path: Path) -> list[Path]:
+    """A seed file, or every file of a folder (a directory-format dump), in a stable order."""
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
 
 
 def _hash_path(digest: Any, path: Path) -> None:
-    # Folders (directory-format dumps) hash every file with its relative name.
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
+    # Folders hash every file with its relative name.
+    for file in _seed_files(path):
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
         with file.open("rb") as handle:
             while chunk := handle.read(1 << 20):

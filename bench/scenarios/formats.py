@@ -113,73 +113,71 @@ def _entry_of(images: list[str], profile: Path) -> str:
     raise RuntimeError(f"envctl kept no cache image for {profile}")
 
 
-def _image_trial(ws: Workspace, image: str) -> Callable[[], TrialResult]:
+def _timed(start: Callable[[list[tuple[str, ...]]], str]) -> Callable[[], TrialResult]:
+    """A trial: `start` makes a server's container (adding the docker commands that remove what
+    it made to its list) and returns it; timed until the server answers; then all removed."""
+
     def trial() -> float:
-        container = ""
+        undo: list[tuple[str, ...]] = []
         try:
             with stopwatch() as watch:
-                container = docker(
-                    "run", "-d", "--label", ws.label(), "-p", "127.0.0.1::5432", *SERVER, image,
-                    *SERVER_ARGS,
-                )  # fmt: skip
-                _wait_for_answer(container)
+                _wait_for_answer(start(undo))
             return watch.seconds
         finally:
-            if container:
-                docker("rm", "-fv", container, check=False)
+            for argv in reversed(undo):
+                docker(*argv, check=False)
 
     return trial
+
+
+def _image_trial(ws: Workspace, image: str) -> Callable[[], TrialResult]:
+    def start(undo: list[tuple[str, ...]]) -> str:
+        container = docker(
+            "run", "-d", "--label", ws.label(), "-p", "127.0.0.1::5432", *SERVER, image,
+            *SERVER_ARGS,
+        )  # fmt: skip
+        undo.append(("rm", "-fv", container))
+        return container
+
+    return _timed(start)
 
 
 def _tar_trial(ws: Workspace, tar: str) -> Callable[[], TrialResult]:
-    def trial() -> float:
-        container = ""
-        try:
-            with stopwatch() as watch:
-                container = docker(
-                    "create", "--label", ws.label(), "-p", "127.0.0.1::5432", *SERVER, ws.image,
-                    *SERVER_ARGS,
-                )  # fmt: skip
-                with open(tar, "rb") as stream:
-                    subprocess.run(
-                        ["docker", "cp", "-", f"{container}:/var/lib"],
-                        stdin=stream,
-                        stdout=subprocess.DEVNULL,
-                        check=True,
-                    )
-                docker("start", container)
-                _wait_for_answer(container)
-            return watch.seconds
-        finally:
-            if container:
-                docker("rm", "-fv", container, check=False)
+    def start(undo: list[tuple[str, ...]]) -> str:
+        container = docker(
+            "create", "--label", ws.label(), "-p", "127.0.0.1::5432", *SERVER, ws.image,
+            *SERVER_ARGS,
+        )  # fmt: skip
+        undo.append(("rm", "-fv", container))
+        with open(tar, "rb") as stream:
+            subprocess.run(
+                ["docker", "cp", "-", f"{container}:/var/lib"],
+                stdin=stream,
+                stdout=subprocess.DEVNULL,
+                check=True,
+            )
+        docker("start", container)
+        return container
 
-    return trial
+    return _timed(start)
 
 
 def _volume_trial(ws: Workspace, kept: str) -> Callable[[], TrialResult]:
-    def trial() -> float:
-        container = volume = ""
-        try:
-            with stopwatch() as watch:
-                volume = docker("volume", "create", "--label", ws.label())
-                docker(
-                    "run", "--rm", "-v", f"{kept}:/src:ro", "-v", f"{volume}:/dst",
-                    "--entrypoint", "cp", ws.image, "-a", "/src/.", "/dst/",
-                )  # fmt: skip
-                container = docker(
-                    "run", "-d", "--label", ws.label(), "-p", "127.0.0.1::5432",
-                    "-v", f"{volume}:{PGDATA}", *SERVER, ws.image, *SERVER_ARGS,
-                )  # fmt: skip
-                _wait_for_answer(container)
-            return watch.seconds
-        finally:
-            if container:
-                docker("rm", "-fv", container, check=False)
-            if volume:
-                docker("volume", "rm", "-f", volume, check=False)
+    def start(undo: list[tuple[str, ...]]) -> str:
+        volume = docker("volume", "create", "--label", ws.label())
+        undo.append(("volume", "rm", "-f", volume))
+        docker(
+            "run", "--rm", "-v", f"{kept}:/src:ro", "-v", f"{volume}:/dst",
+            "--entrypoint", "cp", ws.image, "-a", "/src/.", "/dst/",
+        )  # fmt: skip
+        container = docker(
+            "run", "-d", "--label", ws.label(), "-p", "127.0.0.1::5432",
+            "-v", f"{volume}:{PGDATA}", *SERVER, ws.image, *SERVER_ARGS,
+        )  # fmt: skip
+        undo.append(("rm", "-fv", container))
+        return container
 
-    return trial
+    return _timed(start)
 
 
 def _wait_for_answer(container: str, timeout: float = 60.0) -> None:

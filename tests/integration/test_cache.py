@@ -43,11 +43,13 @@ def count_and_password_check(env: Any) -> tuple[int, str]:
     return int(row[0]), env.password
 
 
-def test_a_second_start_comes_from_the_cache_with_its_own_password(
-    tmp_path: Path, cache: Any
-) -> None:
+def build_then_start_from_the_cache(profile: Any) -> list[str]:
+    """Start twice: the first start keeps its cluster, the second comes from the cache with
+    the seeded data, a password of its own, and the template for reset. Returns the second
+    start's notes."""
+    from provisioner.lifecycle import reset
+
     notes: list[str] = []
-    profile = seeded(tmp_path)
     with environment(profile, notify=notes.append) as first:
         assert count_and_password_check(first)[0] == 2000
         old_url = first.url
@@ -55,20 +57,24 @@ def test_a_second_start_comes_from_the_cache_with_its_own_password(
     notes.clear()
     with environment(profile, notify=notes.append) as second:
         assert any("from the cache" in n for n in notes)
-        assert not any("running inline SQL" in n or "restoring" in n for n in notes)
         assert count_and_password_check(second)[0] == 2000
         assert second.password != first.password
         # The first environment's password does not open the second: no secret is shared.
         stale = old_url.replace(f":{first.port}/", f":{second.port}/")
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(stale)
-        # The template for reset came along too.
-        from provisioner.lifecycle import reset
-
         with psycopg.connect(second.url, autocommit=True) as conn:
             conn.execute("DELETE FROM items")
-        reset(second)
+        reset(second)  # the template came along too
         assert count_and_password_check(second)[0] == 2000
+    return notes
+
+
+def test_a_second_start_comes_from_the_cache_with_its_own_password(
+    tmp_path: Path, cache: Any
+) -> None:
+    notes = build_then_start_from_the_cache(seeded(tmp_path))
+    assert not any("running inline SQL" in n or "restoring" in n for n in notes)
 
 
 def test_changing_one_byte_of_a_seed_is_a_miss(tmp_path: Path, cache: Any) -> None:
@@ -175,28 +181,9 @@ def test_prune_all_empties_the_cache(tmp_path: Path, cache: Any) -> None:
 def test_native_starts_come_from_a_copied_data_folder_with_their_own_password(
     tmp_path: Path, native: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from provisioner.lifecycle import reset
-
     monkeypatch.setenv("ENVCTL_CACHE", "on")
     (tmp_path / "seed.sql").write_text(SEED)
-    profile = seeded(tmp_path, "native-cached")
-    notes: list[str] = []
-    with environment(profile, notify=notes.append) as first:
-        assert count_and_password_check(first)[0] == 2000
-        old_url = first.url
-    assert any("kept the initialized cluster in the cache" in n for n in notes)
-    notes.clear()
-    with environment(profile, notify=notes.append) as second:
-        assert any("from the cache" in n for n in notes)
-        assert count_and_password_check(second)[0] == 2000
-        assert second.password != first.password
-        stale = old_url.replace(f":{first.port}/", f":{second.port}/")
-        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-            psycopg.connect(stale)
-        with psycopg.connect(second.url, autocommit=True) as conn:
-            conn.execute("DELETE FROM items")
-        reset(second)  # the template came along
-        assert count_and_password_check(second)[0] == 2000
+    build_then_start_from_the_cache(seeded(tmp_path, "native-cached"))
     # Without a Docker engine, `cache ls` and `prune` still see the native entries.
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     rows = json.loads(envctl("cache", "ls", "--json").stdout)
