@@ -299,14 +299,22 @@ def test_an_image_with_init_scripts_of_its_own_starts_through_its_entrypoint(
     # envctl's own start-up skips the entrypoint's temporary server; an image (PostGIS, say)
     # that brings /docker-entrypoint-initdb.d scripts needs it, so it goes the image's way.
     import io
+    import tarfile
 
-    dockerfile = (
-        "FROM envctl-test/postgres:15\n"
-        "RUN echo 'CREATE TABLE made_by_the_image (id int);' "
-        "> /docker-entrypoint-initdb.d/10-table.sql\n"
-    )
+    script = b"CREATE TABLE made_by_the_image (id int);\n"
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("docker-entrypoint-initdb.d/10-table.sql")
+        info.size, info.mode = len(script), 0o644
+        tar.addfile(info, io.BytesIO(script))
+    # A commit, not a build: a RUN step's container would leave the image's VOLUME behind.
+    holder = docker.containers.create("envctl-test/postgres:15")
     tag = "envctl-test/postgres-initscripts:15"
-    docker.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, pull=False)
+    try:
+        holder.put_archive("/", archive.getvalue())
+        holder.commit(repository=tag.split(":")[0], tag="15")
+    finally:
+        holder.remove(v=True)
     try:
         env = up(load_profile(write_profile(tmp_path, profile_text(image=tag))))
         try:
