@@ -170,7 +170,7 @@ def test_a_port_held_by_another_container_names_the_container(tmp_path: Path, do
         profile = make_profile(tmp_path, port=str(port))
         checks = run_doctor(profile, None)
     finally:
-        blocker.remove(force=True)
+        blocker.remove(force=True, v=True)  # and the image's anonymous VOLUME
     failed = failures(checks)
     assert f"port: port {port} on 127.0.0.1 is in use by container '{name}'" in failed
     assert f"fix: stop it (`docker stop {name}`), choose another postgres.port" in failed
