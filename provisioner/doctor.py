@@ -604,7 +604,7 @@ def _check_port(profile: Profile, running: Environment | None, client: Any) -> C
     port, host = pg.port, pg.host
     if running is not None and running.port == port:
         return Check("port", True, f"port {port} is held by this profile's running environment")
-    holder = _container_publishing(client, port) if client is not None else None
+    holder = _container_publishing(port) if client is not None else None
     if holder is None and _port_free(host, port):
         return Check("port", True, f"port {port} on {host} is free")
     who = f"container '{holder}'" if holder else "another process"
@@ -617,19 +617,14 @@ def _check_port(profile: Profile, running: Environment | None, client: Any) -> C
     )
 
 
-def _container_publishing(client: Any, port: int) -> str | None:
-    from docker.errors import DockerException, NotFound
-
+def _container_publishing(port: int) -> str | None:
     from provisioner.runtime.docker import DockerRuntime
+    from provisioner.runtime.engine import EngineError
 
-    for _ in range(3):
-        try:
-            return DockerRuntime(client)._container_publishing(port)
-        except NotFound:
-            continue  # a container went away while the list was read: read it again
-        except DockerException:
-            return None
-    return None
+    try:
+        return DockerRuntime()._container_publishing(port)
+    except (EnvctlError, EngineError):
+        return None
 
 
 def _port_free(host: str, port: int) -> bool:

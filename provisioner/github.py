@@ -12,10 +12,11 @@ import secrets
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from provisioner.runner import RunReport
+if TYPE_CHECKING:
+    from provisioner.runner import RunReport
 
 
 def active() -> bool:

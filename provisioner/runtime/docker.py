@@ -7,6 +7,7 @@ import functools
 import io
 import shutil
 import socket
+import sys
 import tarfile
 import tempfile
 import time
@@ -30,6 +31,13 @@ from provisioner.runtime import (
     ServerSpec,
     StartedServer,
 )
+from provisioner.runtime.engine import (
+    Engine,
+    EngineError,
+    EngineUnreachable,
+    SdkSession,
+    engine_from_env,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_DIR = "/etc/envctl"
@@ -38,10 +46,19 @@ SOCKET_DIR = "/var/run/postgresql"
 SERVER_USER = "postgres"
 SERVER_UID = 999  # the official image's postgres user, which our test images copy
 PING_TIMEOUT = 3.0
+SHM_SIZE = 256 * 1024 * 1024  # Docker's default of 64 MiB is too little for parallel queries
+
+
+def docker_engine(timeout: float = PING_TIMEOUT) -> Engine:
+    """The Docker engine, once it has answered a ping, or DockerUnavailableError."""
+    try:
+        return engine_from_env(timeout)
+    except EngineUnreachable as exc:
+        raise _unavailable(str(exc)) from None
 
 
 def docker_client(timeout: float = PING_TIMEOUT) -> Any:
-    """A Docker client that has answered a ping, or DockerUnavailableError."""
+    """A client of the `docker` SDK that has answered a ping, or DockerUnavailableError."""
     import docker
     from docker.errors import DockerException
 
@@ -49,18 +66,23 @@ def docker_client(timeout: float = PING_TIMEOUT) -> Any:
         client = docker.from_env(timeout=max(int(timeout), 1))
         client.ping()
     except (DockerException, OSError) as exc:
-        import os
         import re
 
-        where = os.environ.get("DOCKER_HOST") or "the default socket"
         detail = re.search(r"\[Errno -?\d+\] [^)\"'\]]+", str(exc))
-        raise DockerUnavailableError(
-            f"no Docker engine answers at {where} ({detail[0] if detail else _first_line(exc)})",
-            hint="start Docker (e.g. `sudo systemctl start docker`), check DOCKER_HOST, "
-            "or use `runtime: native`",
-        ) from None
+        raise _unavailable(detail[0] if detail else _first_line(exc)) from None
     client.api.timeout = 120
     return client
+
+
+def _unavailable(detail: str) -> DockerUnavailableError:
+    import os
+
+    where = os.environ.get("DOCKER_HOST") or "the default socket"
+    return DockerUnavailableError(
+        f"no Docker engine answers at {where} ({detail})",
+        hint="start Docker (e.g. `sudo systemctl start docker`), check DOCKER_HOST, "
+        "or use `runtime: native`",
+    )
 
 
 def _engine_errors(method: F) -> F:
@@ -68,20 +90,28 @@ def _engine_errors(method: F) -> F:
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import requests
-        from docker.errors import APIError, DockerException
-
         try:
             return method(*args, **kwargs)
-        except APIError:
-            raise
-        except (requests.exceptions.RequestException, DockerException) as exc:
+        except Exception as exc:
+            if not _lost_engine(exc):
+                raise
             raise DockerUnavailableError(
                 f"the Docker engine stopped answering ({_first_line(exc)})",
                 hint="start Docker again, then `envctl gc` removes whatever was left behind",
             ) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _lost_engine(exc: Exception) -> bool:
+    """Whether `exc` says the engine did not answer (not that it answered with an error)."""
+    if isinstance(exc, EngineUnreachable):
+        return True
+    # The SDK's exceptions exist only once it was imported for a stream.
+    errors, requests = sys.modules.get("docker.errors"), sys.modules.get("requests")
+    if errors is None or requests is None or isinstance(exc, errors.APIError):
+        return False
+    return isinstance(exc, (requests.exceptions.RequestException, errors.DockerException))
 
 
 class _GuardedCalls(type):
@@ -99,16 +129,21 @@ class DockerRuntime(metaclass=_GuardedCalls):
 
     name = "docker"
 
-    def __init__(self, client: Any | None = None) -> None:
-        self.client = client if client is not None else docker_client()
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.engine = engine if engine is not None else docker_engine()
         self._counter = 0
+
+    @functools.cached_property
+    def client(self) -> Any:
+        """The `docker` SDK's client, for what streams: pulls, exec, logs, suite containers."""
+        if isinstance(self.engine.transport, SdkSession):
+            return self.engine.transport.client
+        return docker_client()
 
     def config_dir(self, env_id: str) -> str:
         return CONFIG_DIR
 
     def start(self, spec: ServerSpec) -> StartedServer:
-        from docker.errors import APIError
-
         if spec.from_cache:
             spec = dataclasses.replace(spec, image=spec.from_cache)  # just looked up: it is here
         else:
@@ -121,14 +156,14 @@ class DockerRuntime(metaclass=_GuardedCalls):
             # it is made only when a suite container has to join (see _environment_network).
             container = self._create_container(spec, name)
             if spec.files:
-                container.put_archive("/etc", _config_archive(spec))
-            container.start()
-            container.reload()
-            port = int(container.ports["5432/tcp"][0]["HostPort"])
-        except APIError as exc:
+                self.engine.put_archive(container, "/etc", _config_archive(spec))
+            self.engine.request("POST", f"/containers/{container}/start")
+            info = self.engine.container(container) or {}
+            port = int(info["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"])
+        except EngineError as exc:
             self.remove(spec.env_id)
             message = _first_line(exc)
-            if exc.status_code == 409:
+            if exc.status == 409:
                 raise AlreadyRunningError(
                     f"an environment '{spec.env_id}' is being started by another envctl"
                 ) from None
@@ -141,9 +176,10 @@ class DockerRuntime(metaclass=_GuardedCalls):
         except BaseException:
             self.remove(spec.env_id)
             raise
-        return StartedServer(port=port, details={"container": container.id[:12]})
+        return StartedServer(port=port, details={"container": container[:12]})
 
-    def _create_container(self, spec: ServerSpec, name: str) -> Any:
+    def _create_container(self, spec: ServerSpec, name: str) -> str:
+        """Create the server's container; its ID."""
         # Settings go last, so that the profile's own listen_addresses would win.
         command = ["-c", "listen_addresses=*"]
         for key, value in spec.settings.items():
@@ -159,17 +195,23 @@ class DockerRuntime(metaclass=_GuardedCalls):
         }
         if spec.pgdata:
             environment["PGDATA"] = spec.pgdata
-        return self.client.containers.create(
-            spec.image,
-            entrypoint=["bash", "-c", _boot_script(), "envctl-boot"],
-            command=command,
-            name=name,
-            environment=environment,
-            labels=spec.labels,
-            ports={"5432/tcp": (spec.bind_host, spec.port)},
-            detach=True,
-            shm_size="256m",
-        )
+        config: dict[str, Any] = {
+            "Image": spec.image,
+            "Entrypoint": ["bash", "-c", _boot_script(), "envctl-boot"],
+            "Cmd": command,
+            "Env": [f"{key}={value}" for key, value in environment.items()],
+            "Labels": spec.labels,
+            "ExposedPorts": {"5432/tcp": {}},
+            "HostConfig": {
+                "PortBindings": {
+                    "5432/tcp": [{"HostIp": spec.bind_host, "HostPort": str(spec.port or "")}]
+                },
+                "ShmSize": SHM_SIZE,
+            },
+        }
+        query = {"name": name}
+        created = self.engine.request("POST", "/containers/create", query, json_body=config)
+        return str(created["Id"])
 
     def _environment_network(self, env_id: str, alias: str) -> str:
         """The environment's own network, made on first use, with the server on it as `alias`."""
@@ -191,16 +233,19 @@ class DockerRuntime(metaclass=_GuardedCalls):
         network.connect(database, aliases=[alias])
         return name
 
-    def ensure_image(self, image: str) -> Any:
-        """The image `image`, pulled first if it is not here."""
-        from docker.errors import APIError, ImageNotFound
+    def ensure_image(self, image: str) -> dict[str, Any]:
+        """The inspection of image `image`, pulled first if it is not here."""
+        found = self.engine.image(image)
+        if found is not None:
+            return found
+        from docker.errors import APIError
 
         try:
-            return self.client.images.get(image)
-        except ImageNotFound:
-            pass
-        try:
-            return self.client.images.pull(image)
+            self.client.images.pull(image)  # the SDK knows the credentials in ~/.docker
+            found = self.engine.image(image)
+            if found is None:
+                raise InfrastructureError(f"image '{image}' was pulled, then it was gone")
+            return found
         except APIError as exc:
             raise ProfileError(
                 f"image '{image}' is not present and cannot be pulled ({_first_line(exc)})",
@@ -224,29 +269,21 @@ class DockerRuntime(metaclass=_GuardedCalls):
         )
 
     def _container_publishing(self, port: int) -> str | None:
-        for container in self._list_containers(None):
+        for container in self.engine.containers([]):
             for binding in container.get("Ports") or []:
                 if binding.get("PublicPort") == port:
                     return _name(container)
         return None
 
-    def _list_containers(self, filters: dict[str, str] | None) -> list[dict[str, Any]]:
-        # One API call that returns labels, state and ports: unlike containers.list(), it does
-        # not inspect each container, so a container removed meanwhile cannot make it fail.
-        result: list[dict[str, Any]] = self.client.api.containers(all=True, filters=filters)
-        return result
-
     def failure(self, env_id: str) -> str | None:
-        from docker.errors import NotFound
-
-        try:
-            container = self.client.containers.get(container_name(env_id))
-        except NotFound:
+        info = self.engine.container(container_name(env_id))
+        if info is None:
             return "the container is gone"
-        if container.status in ("running", "created"):
+        state = info.get("State") or {}
+        status = state.get("Status", "unknown")
+        if status in ("running", "created"):
             return None
-        code = container.attrs.get("State", {}).get("ExitCode")
-        return f"container {container.status}, exit code {code}"
+        return f"container {status}, exit code {state.get('ExitCode')}"
 
     def log_tail(self, env_id: str, lines: int = 40) -> str:
         from docker.errors import APIError, NotFound
@@ -259,31 +296,27 @@ class DockerRuntime(metaclass=_GuardedCalls):
         return raw.decode("utf-8", errors="replace")
 
     def remove(self, env_id: str) -> list[str]:
-        from docker.errors import APIError, NotFound
-
         removed: list[str] = []
-        selector = {"label": f"{ENV_LABEL}={env_id}"}
+        selector = [f"{ENV_LABEL}={env_id}"]
         # A container being created when a signal arrived can appear a moment later; look twice.
         for attempt in range(2):
-            for container in self._list_containers(selector):
+            for container in self.engine.containers(selector):
                 try:
-                    self.client.api.remove_container(container["Id"], force=True, v=True)
+                    self.engine.request(
+                        "DELETE", f"/containers/{container['Id']}", {"force": True, "v": True}
+                    )
                     removed.append(f"container {_name(container)}")
-                except NotFound:
-                    pass
-                except APIError as exc:
-                    if "already in progress" not in str(exc):
+                except EngineError as exc:
+                    if not exc.not_found and "already in progress" not in exc.message:
                         raise
-            for network in self.client.networks.list(filters=selector):
+            for network in self.engine.networks(selector):
                 try:
-                    network.remove()
-                    removed.append(f"network {network.name}")
-                except NotFound:
-                    pass
-                except APIError as exc:
-                    if attempt:
+                    self.engine.request("DELETE", f"/networks/{network['Id']}")
+                    removed.append(f"network {network['Name']}")
+                except EngineError as exc:
+                    if attempt and not exc.not_found:
                         raise InfrastructureError(
-                            f"cannot remove network {network.name}: {_first_line(exc)}"
+                            f"cannot remove network {network['Name']}: {exc.message}"
                         ) from None
             if attempt == 0 and not removed:
                 break
@@ -293,8 +326,8 @@ class DockerRuntime(metaclass=_GuardedCalls):
 
     def environments(self) -> list[FoundEnvironment]:
         found: dict[str, FoundEnvironment] = {}
-        selector = {"label": MANAGED_LABEL}
-        for container in self._list_containers(selector):
+        selector = [MANAGED_LABEL]
+        for container in self.engine.containers(selector):
             labels = dict(container.get("Labels") or {})
             env_id = labels.get(ENV_LABEL, "")
             if labels.get(f"{LABEL_PREFIX}role") == "suite" and env_id in found:
@@ -305,23 +338,17 @@ class DockerRuntime(metaclass=_GuardedCalls):
                 status=str(container.get("State", "unknown")),
                 resources=(f"container {_name(container)}",),
             )
-        for network in self.client.networks.list(filters=selector):
-            env_id = network.attrs.get("Labels", {}).get(ENV_LABEL, "")
+        for network in self.engine.networks(selector):
+            labels = dict(network.get("Labels") or {})
+            env_id = labels.get(ENV_LABEL, "")
+            resource = f"network {network['Name']}"
             if env_id in found:
                 entry = found[env_id]
                 found[env_id] = FoundEnvironment(
-                    env_id,
-                    entry.labels,
-                    entry.status,
-                    (*entry.resources, f"network {network.name}"),
+                    env_id, entry.labels, entry.status, (*entry.resources, resource)
                 )
             else:
-                found[env_id] = FoundEnvironment(
-                    env_id,
-                    dict(network.attrs.get("Labels", {})),
-                    "network only",
-                    (f"network {network.name}",),
-                )
+                found[env_id] = FoundEnvironment(env_id, labels, "network only", (resource,))
         return sorted(found.values(), key=lambda env: env.env_id)
 
     def exec(
@@ -430,26 +457,21 @@ class DockerRuntime(metaclass=_GuardedCalls):
             container.remove(force=True, v=True)
 
     def cache_identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:
-        return str(self.ensure_image(image).id)
+        return str(self.ensure_image(image)["Id"])
 
     def cached_entry(self, key: str) -> str | None:
-        from docker.errors import ImageNotFound
-
         from provisioner.cache import CACHE_LABEL, image_tag
 
-        try:
-            found = self.client.images.get(image_tag(key))
-        except ImageNotFound:
-            return None
+        found = self.engine.image(image_tag(key))
         # The tag holds a prefix of the key: serve it only if the whole key matches.
-        if (found.labels or {}).get(CACHE_LABEL) != key:
+        if found is None or _labels(found).get(CACHE_LABEL) != key:
             return None
         return image_tag(key)
 
     def store_cache(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
         from provisioner.cache import CACHE_LABEL, CACHE_REPOSITORY, image_tag
 
-        base = self.client.images.get(base_image).attrs.get("Config") or {}
+        base = (self.engine.image(base_image) or {}).get("Config") or {}
         # The entry gets the base image's own configuration back: none of this container's
         # environment (its password) or labels (its owner) may travel with the data.
         config = {
@@ -458,9 +480,22 @@ class DockerRuntime(metaclass=_GuardedCalls):
             "Entrypoint": base.get("Entrypoint"),
             "Labels": {**(base.get("Labels") or {}), **labels, CACHE_LABEL: key},
         }
-        self._container(env_id).commit(
-            repository=CACHE_REPOSITORY, tag=image_tag(key).split(":", 1)[1], conf=config
-        )
+        try:
+            self.engine.request(
+                "POST",
+                "/commit",
+                {
+                    "container": container_name(env_id),
+                    "repo": CACHE_REPOSITORY,
+                    "tag": image_tag(key).split(":", 1)[1],
+                    "pause": True,  # a crash-consistent copy of a running server's files
+                },
+                json_body=config,
+            )
+        except EngineError as exc:
+            if exc.not_found:
+                raise _gone(env_id) from None
+            raise
 
     def cache_entries(self) -> list[dict[str, Any]]:
         """Every cache image, tagged or left dangling by a concurrent build of the same key."""
@@ -484,15 +519,23 @@ class DockerRuntime(metaclass=_GuardedCalls):
         self.client.images.remove(entry_id, force=False, noprune=False)
 
     def _container(self, env_id: str) -> Any:
+        """The SDK's model of the environment's server container."""
         from docker.errors import NotFound
 
         try:
             return self.client.containers.get(container_name(env_id))
         except NotFound:
-            raise InfrastructureError(
-                f"the container of environment {env_id} is gone",
-                hint="start it again with `envctl up`",
-            ) from None
+            raise _gone(env_id) from None
+
+
+def _gone(env_id: str) -> InfrastructureError:
+    return InfrastructureError(
+        f"the container of environment {env_id} is gone", hint="start it again with `envctl up`"
+    )
+
+
+def _labels(image: dict[str, Any]) -> dict[str, str]:
+    return dict((image.get("Config") or {}).get("Labels") or {})
 
 
 def _name(container: dict[str, Any]) -> str:

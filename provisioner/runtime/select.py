@@ -41,10 +41,10 @@ def choose_runtime(profile: Profile, override: str | None = None) -> Choice:
         return Choice(runtime_named("docker"), "docker, as asked")
     if wanted == "native":
         return Choice(runtime_named("native"), "native, as asked")
-    from provisioner.runtime.docker import DockerRuntime, docker_client
+    from provisioner.runtime.docker import DockerRuntime, docker_engine
 
     try:
-        runtime = DockerRuntime(docker_client(timeout=AUTO_PING_TIMEOUT))
+        runtime = DockerRuntime(docker_engine(timeout=AUTO_PING_TIMEOUT))
     except DockerUnavailableError as exc:
         return Choice(runtime_named("native"), f"native, because {exc.message}")
     image = profile.postgres.resolved_image()

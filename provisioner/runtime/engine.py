@@ -1,0 +1,243 @@
+"""The Docker Engine API calls on the path of every `up` and `down`, JSON in and out.
+
+The `docker` SDK takes a tenth of a second to import (requests, urllib3 and its object models),
+which is a quarter of a warm start's own time. These calls (ping, look up an image, create,
+start and inspect a container, list and remove what an environment owns, commit a cache entry)
+are plain HTTP requests: over the engine's local Unix socket they go through the standard
+library's http.client. Any other engine (tcp://, TLS, ssh://) is reached through the SDK's
+own session, so every transport it supports still works. Streams (pull, exec, logs, archives
+read back) stay with the SDK, which is imported only when one is needed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+REQUEST_TIMEOUT = 120.0
+
+
+class EngineError(Exception):
+    """The engine answered a request with an error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+
+class EngineUnreachable(Exception):
+    """No answer from the engine: no socket, refused, reset or timed out."""
+
+
+class Transport(Protocol):
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        content_type: str | None,
+        timeout: float,
+    ) -> tuple[int, bytes]: ...
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class UnixSocket:
+    """HTTP over the engine's Unix socket, one connection per request (a cheap connect)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        content_type: str | None,
+        timeout: float,
+    ) -> tuple[int, bytes]:
+        connection = _UnixConnection(self.path, timeout)
+        headers = {"Content-Type": content_type} if content_type else {}
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise EngineUnreachable(_reason(exc)) from None
+        finally:
+            connection.close()
+
+
+class SdkSession:
+    """The same requests through the SDK's session: TCP, TLS, SSH, whatever DOCKER_HOST says."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.api = client.api
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        content_type: str | None,
+        timeout: float,
+    ) -> tuple[int, bytes]:
+        import requests
+
+        url = f"{self.api.base_url}/v{self.api.api_version}{path}"
+        headers = {"Content-Type": content_type} if content_type else {}
+        try:
+            response = self.api.request(method, url, data=body, headers=headers, timeout=timeout)
+        except requests.exceptions.RequestException as exc:
+            raise EngineUnreachable(_reason(exc)) from None
+        return response.status_code, response.content
+
+
+class Engine:
+    """A Docker engine, spoken to in the Engine API's own terms.
+
+    Paths carry no API version: the engine answers in its own, and the fields used here
+    have been stable since API 1.25.
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, object] | None = None,
+        *,
+        json_body: object = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> Any:
+        """The decoded JSON answer (None when there is none), or EngineError."""
+        if query:
+            path += "?" + urllib.parse.urlencode(
+                {key: _query_value(value) for key, value in query.items() if value is not None}
+            )
+        if json_body is not None:
+            data, content_type = json.dumps(json_body).encode(), "application/json"
+        status, raw = self.transport.send(method, path, data, content_type, timeout)
+        if status >= 400:
+            raise EngineError(status, _error_message(raw) or f"HTTP {status}")
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw.decode("utf-8", errors="replace")
+
+    def ping(self, timeout: float) -> None:
+        self.request("GET", "/_ping", timeout=timeout)
+
+    def image(self, name: str) -> dict[str, Any] | None:
+        """The image's inspection, or None when the engine has no image of that name."""
+        try:
+            found: dict[str, Any] = self.request("GET", f"/images/{_quote(name)}/json")
+        except EngineError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return found
+
+    def container(self, name: str) -> dict[str, Any] | None:
+        """The container's inspection, or None when there is none of that name or ID."""
+        try:
+            found: dict[str, Any] = self.request("GET", f"/containers/{_quote(name)}/json")
+        except EngineError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return found
+
+    def containers(self, labels: list[str]) -> list[dict[str, Any]]:
+        """Every container, running or not, that carries all of `labels` (key or key=value)."""
+        found: list[dict[str, Any]] = self.request(
+            "GET", "/containers/json", {"all": 1, "filters": {"label": labels}}
+        )
+        return found
+
+    def networks(self, labels: list[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.request(
+            "GET", "/networks", {"filters": {"label": labels}}
+        )
+        return found
+
+    def put_archive(self, container: str, path: str, tar: bytes) -> None:
+        self.request(
+            "PUT",
+            f"/containers/{_quote(container)}/archive",
+            {"path": path},
+            data=tar,
+            content_type="application/x-tar",
+        )
+
+
+def engine_from_env(timeout: float) -> Engine:
+    """The engine DOCKER_HOST names (the local socket when unset), once it has answered a ping.
+
+    Raises EngineUnreachable, or DockerUnavailableError for an engine reached through the SDK.
+    """
+    host = os.environ.get("DOCKER_HOST", "")
+    if (host.startswith("unix://") or not host) and not os.environ.get("DOCKER_TLS_VERIFY"):
+        engine = Engine(UnixSocket(host.removeprefix("unix://") or DEFAULT_SOCKET))
+        engine.ping(timeout)
+        return engine
+    from provisioner.runtime.docker import docker_client
+
+    return Engine(SdkSession(docker_client(timeout)))
+
+
+def _quote(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
+def _query_value(value: object) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _error_message(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw).get("message", "")).strip()
+    except (ValueError, AttributeError):
+        return raw.decode("utf-8", errors="replace").strip()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"[Errno {exc.errno}] {exc.strerror}"
+    return str(exc) or type(exc).__name__
