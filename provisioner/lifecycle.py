@@ -36,7 +36,7 @@ from provisioner.errors import (
     InfrastructureError,
     NotRunningError,
 )
-from provisioner.postgres.ready import import_client_in_background, wait_until_ready
+from provisioner.postgres.ready import wait_until_ready
 from provisioner.postgres.ssl import server_ssl
 from provisioner.profile import PostgresConfig, Profile, SeedItem
 from provisioner.runtime import ENV_LABEL, LABEL_PREFIX, MANAGED_LABEL, Runtime, ServerSpec
@@ -216,7 +216,6 @@ def _start(
     record = _replace(record, details={"certs_dir": str(certs_dir)})
     save_record(record)
     began = time.monotonic()
-    import_client_in_background()
     started = runtime.start(spec)
     if "bin_dir" in started.details:
         notify(

@@ -34,7 +34,8 @@ def wait_until_ready(
     while True:
         signals.current().checkpoint()
         try:
-            with psycopg.connect(**connection.psycopg_kwargs(connect_timeout=2)) as conn:
+            kwargs = connection.psycopg_kwargs(connect_timeout=2)
+            with psycopg.connect(**kwargs, autocommit=True) as conn:
                 conn.execute("SELECT 1")
             return time.monotonic() - started
         except psycopg.Error as exc:
@@ -58,17 +59,6 @@ def wait_until_ready(
                 hint="raise postgres.startup_timeout, or read the server log above",
             )
         time.sleep(POLL_INTERVAL)
-
-
-def import_client_in_background() -> None:
-    """Import psycopg (a tenth of a second) in a thread, while this one waits for Docker."""
-    import threading
-
-    threading.Thread(target=_import_psycopg, name="envctl-import", daemon=True).start()
-
-
-def _import_psycopg() -> None:
-    import psycopg  # noqa: F401
 
 
 def indent_log(text: str) -> str:

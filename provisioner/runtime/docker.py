@@ -209,6 +209,8 @@ class DockerRuntime(metaclass=_GuardedCalls):
                 "ShmSize": SHM_SIZE,
             },
         }
+        if spec.from_cache:
+            config["User"] = SERVER_USER  # the cached cluster is its already: no gosu needed
         query = {"name": name}
         created = self.engine.request("POST", "/containers/create", query, json_body=config)
         return str(created["Id"])
