@@ -1,5 +1,5 @@
 """`python -m provisioner` is `envctl`."""
 
-from provisioner.cli import main
+from provisioner.console import main
 
 main()

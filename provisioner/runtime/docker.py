@@ -158,7 +158,9 @@ class DockerRuntime(metaclass=_GuardedCalls):
             if spec.files:
                 self.engine.put_archive(container, "/etc", _config_archive(spec))
             self.engine.request("POST", f"/containers/{container}/start")
-            info = self.engine.container(container) or {}
+            info = self.engine.container(container)
+            if info is None:
+                raise _gone(spec.env_id)  # removed meanwhile, by `envctl gc` or by hand
             port = int(info["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"])
         except EngineError as exc:
             self.remove(spec.env_id)
