@@ -211,8 +211,10 @@ class DockerRuntime(metaclass=_GuardedCalls):
                 "ShmSize": SHM_SIZE,
             },
         }
-        if spec.from_cache:
-            config["User"] = SERVER_USER  # the cached cluster is its already: no gosu needed
+        if spec.from_cache and not spec.files:
+            # The cached cluster is the server user's already: the boot script needs no root
+            # (with files, it has them chowned; see docker_boot.sh).
+            config["User"] = SERVER_USER
         query = {"name": name}
         created = self.engine.request("POST", "/containers/create", query, json_body=config)
         return str(created["Id"])
@@ -381,6 +383,12 @@ class DockerRuntime(metaclass=_GuardedCalls):
                 )
             archive.seek(0)
             container.put_archive("/", archive)
+        # The archive says uid 999, the postgres of the official Debian-based images; where
+        # the image's postgres is another (Alpine's is 70), only a chown lets it read them.
+        code, output = container.exec_run(["chown", "-R", f"{SERVER_USER}:", INBOX], user="root")
+        if code != 0:
+            detail = (output or b"").decode("utf-8", errors="replace").strip()
+            raise InfrastructureError(f"cannot hand {source.name} to the server: {detail}")
         return f"{folder}/{source.name}"
 
     def copy_out(self, env_id: str, path: str, destination: Path) -> None:

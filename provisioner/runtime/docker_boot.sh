@@ -16,11 +16,17 @@ if [ ! -s "$PGDATA/PG_VERSION" ] && [ -n "$(ls -A /docker-entrypoint-initdb.d 2>
 fi
 
 # A cluster from the cache comes owned by the server's user, and its container runs as that
-# user from the start: no gosu, no second bash.
+# user from the start (unless envctl's files need a chown): no gosu, no second bash.
 if [ "$EUID" = 0 ]; then
 	mkdir -p "$PGDATA"
 	chown postgres:postgres "$PGDATA"
 	chmod 0700 "$PGDATA"
+	# envctl's files (the server's key among them) arrive owned by uid 999, the postgres of
+	# the official Debian-based images; Alpine's is 70, and Postgres reads its key only
+	# when the key is its own.
+	if [ -d /etc/envctl ]; then
+		chown -R postgres:postgres /etc/envctl
+	fi
 	if command -v gosu >/dev/null; then
 		exec gosu postgres bash -c "$BASH_EXECUTION_STRING" "$0" "$@"
 	elif command -v setpriv >/dev/null; then

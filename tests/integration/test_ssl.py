@@ -125,3 +125,46 @@ def test_seed_regression_require_against_a_server_without_ssl(tmp_path: Path, do
         pytest.raises(psycopg.OperationalError, match="server does not support SSL"),
     ):
         psycopg.connect(env.url.replace("sslmode=disable", "sslmode=require"))
+
+
+def test_an_image_whose_postgres_is_not_uid_999_serves_ssl_and_seeds_also_from_the_cache(
+    tmp_path: Path, docker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alpine's postgres is uid 70: envctl's key and seed files must still be the server's."""
+    tag = "envctl-test/postgres-uid70:15"
+    base = docker.images.get("envctl-test/postgres:15").attrs["Config"]
+    holder = docker.containers.create(
+        "envctl-test/postgres:15",
+        entrypoint=["bash", "-c"],
+        command=[
+            "groupmod -g 70 postgres && usermod -u 70 -g 70 postgres"
+            " && chown -R 70:70 /var/run/postgresql /var/lib/postgresql"
+        ],
+    )
+    try:
+        holder.start()
+        assert holder.wait(timeout=60)["StatusCode"] == 0
+        conf = {"Entrypoint": base["Entrypoint"], "Cmd": base["Cmd"]}
+        holder.commit(repository=tag.split(":")[0], tag="15", conf=conf)
+    finally:
+        holder.remove(v=True)
+    monkeypatch.setenv("ENVCTL_CACHE", "on")
+    (tmp_path / "seed.sql").write_text(f"-- {tmp_path}\nCREATE TABLE seeded AS SELECT 1 AS one;\n")
+    text = (
+        f"name: uid70\npostgres:\n  version: '15'\n  image: {tag}\n  ssl: require\n"
+        "  seed: [seed.sql]\nenv:\n  file: null\n"
+    )
+    profile = load_profile(write_profile(tmp_path, text))
+    try:
+        for start in ("builds the cache entry", "comes from it"):
+            notes: list[str] = []
+            with environment(profile, notify=notes.append) as env:
+                assert any("from the cache" in n for n in notes) == (start == "comes from it")
+                with psycopg.connect(env.url) as conn:
+                    assert conn.execute(SSL_QUERY).fetchone() == (True,), start
+                    assert conn.execute("SELECT one FROM seeded").fetchone() == (1,), start
+    finally:
+        for image in docker.images.list(filters={"label": "dev.envctl.cache"}):
+            if str(tmp_path) in (image.labels or {}).get("dev.envctl.cache-profile", ""):
+                docker.images.remove(image.id, force=True)
+        docker.images.remove(tag, force=True)
