@@ -413,20 +413,35 @@ def _claim(profile: Profile, runtime: Runtime, notify: Notify) -> None:
     """
     for _ in range(2):
         claim = env_state_dir(profile.env_id) / CLAIM_FILE
-        try:
-            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+        if not _create_claim(claim):
             if _stale_claim(profile, claim, runtime, notify):
                 continue
             _refuse(profile)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(str(os.getpid()))
         if any(env.env_id == profile.env_id for env in runtime.environments()):
             # Resources without a claim: left by a crash before envctl recorded anything.
             notify("removing leftovers of an earlier crashed start")
             runtime.remove(profile.env_id)
         return
     _refuse(profile)
+
+
+def _create_claim(claim: Path) -> bool:
+    """Create `claim` holding this process's PID; False if it exists already.
+
+    The PID is written to a file of its own first, then linked into place: a claim is never
+    seen empty, which another start would take for one whose owner died before writing it.
+    """
+    draft = claim.with_name(f".{claim.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        os.link(draft, claim)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        draft.unlink(missing_ok=True)
 
 
 def _stale_claim(profile: Profile, claim: Path, runtime: Runtime, notify: Notify) -> bool:
