@@ -408,8 +408,8 @@ def _client_host(bind_host: str) -> str:
 def _claim(profile: Profile, runtime: Runtime, notify: Notify) -> None:
     """Make this process the one that starts `profile`'s environment, or refuse.
 
-    The claim is a file created with O_EXCL in the environment's state folder, so of two
-    `up`s at the same moment exactly one wins; teardown removes it with the folder.
+    The claim is a file in the environment's state folder that only one of two `up`s at the
+    same moment can create (see _create_claim); teardown removes it with the folder.
     """
     for _ in range(2):
         claim = env_state_dir(profile.env_id) / CLAIM_FILE
