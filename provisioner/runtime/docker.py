@@ -197,6 +197,8 @@ class DockerRuntime(metaclass=_GuardedCalls):
         }
         if spec.pgdata:
             environment["PGDATA"] = spec.pgdata
+        if spec.from_cache:
+            environment["ENVCTL_CACHED"] = "1"  # its database exists: the boot script skips it
         config: dict[str, Any] = {
             "Image": spec.image,
             "Entrypoint": ["bash", "-c", _boot_script(), "envctl-boot"],

@@ -37,9 +37,7 @@ if [ "$EUID" = 0 ]; then
 	exec docker-entrypoint.sh postgres "$@"
 fi
 
-fresh=
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-	fresh=1
 	# POSTGRES_INITDB_ARGS is a list of words, as for the image's entrypoint (globbing is off).
 	# shellcheck disable=SC2086
 	initdb -D "$PGDATA" --username="$POSTGRES_USER" \
@@ -58,13 +56,13 @@ server=$(command -v postgres)
 psql="${server%/*}/psql"
 [ -x "$psql" ] || psql=psql
 
-# What the helper runs: a password always, the database only in a new cluster (the cache
-# keeps it). The database is copied file by file (FILE_COPY, 15+): the default WAL_LOG
+# What the helper runs: a password always, the database unless the cluster comes from
+# envctl's cache (which kept it: ENVCTL_CACHED is set then). The database is copied file by file (FILE_COPY, 15+): the default WAL_LOG
 # strategy would leave the template's pages in shared memory, 10 MiB more for an idle server.
 read -r -d '' sql <<-'SQL' || true
 	ALTER ROLE :"user" PASSWORD :'password';
 SQL
-if [ -n "$fresh" ]; then
+if [ -z "${ENVCTL_CACHED:-}" ]; then
 	read -r -d '' create <<-'SQL' || true
 		SELECT format('CREATE DATABASE %I', :'db')
 		    || CASE WHEN current_setting('server_version_num')::int >= 150000
