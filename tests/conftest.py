@@ -111,6 +111,13 @@ def leftovers(client: Any, state_root: Path) -> list[tuple[str, Any]]:
     return found
 
 
+def remove_cache_entries(client: Any, folder: Path) -> None:
+    """Remove the cache images of profiles under `folder` (a test's own entries, nobody else's)."""
+    for image in client.images.list(filters={"label": "dev.envctl.cache"}):
+        if str(folder) in (image.labels or {}).get("dev.envctl.cache-profile", ""):
+            client.images.remove(image.id, force=True)
+
+
 class _ContainerRef:
     """Enough of a container for leak reports and clean-up."""
 

@@ -162,18 +162,15 @@ class Engine:
 
     def image(self, name: str) -> dict[str, Any] | None:
         """The image's inspection, or None when the engine has no image of that name."""
-        try:
-            found: dict[str, Any] = self.request("GET", f"/images/{_quote(name)}/json")
-        except EngineError as exc:
-            if exc.not_found:
-                return None
-            raise
-        return found
+        return self._inspect(f"/images/{_quote(name)}/json")
 
     def container(self, name: str) -> dict[str, Any] | None:
         """The container's inspection, or None when there is none of that name or ID."""
+        return self._inspect(f"/containers/{_quote(name)}/json")
+
+    def _inspect(self, path: str) -> dict[str, Any] | None:
         try:
-            found: dict[str, Any] = self.request("GET", f"/containers/{_quote(name)}/json")
+            found: dict[str, Any] = self.request("GET", path)
         except EngineError as exc:
             if exc.not_found:
                 return None

@@ -13,7 +13,7 @@ import pytest
 
 from provisioner.lifecycle import environment, up
 from provisioner.profile import load_profile
-from tests.conftest import envctl, write_profile
+from tests.conftest import envctl, remove_cache_entries, write_profile
 
 pytestmark = pytest.mark.docker
 
@@ -26,9 +26,7 @@ def cache(docker: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     monkeypatch.setenv("ENVCTL_CACHE", "on")
     (tmp_path / "seed.sql").write_text(f"-- {tmp_path}\n" + SEED)
     yield docker
-    for image in docker.images.list(filters={"label": "dev.envctl.cache"}):
-        if str(tmp_path) in (image.labels or {}).get("dev.envctl.cache-profile", ""):
-            docker.images.remove(image.id, force=True)
+    remove_cache_entries(docker, tmp_path)
 
 
 def seeded(folder: Path, name: str = "cached") -> Any:

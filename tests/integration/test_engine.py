@@ -17,7 +17,7 @@ from provisioner.lifecycle import down, up
 from provisioner.profile import load_profile
 from provisioner.runtime.docker import DockerRuntime, docker_engine
 from provisioner.runtime.engine import Engine, EngineError, SdkSession, UnixSocket
-from tests.conftest import ROOT, leftovers, write_profile
+from tests.conftest import ROOT, leftovers, remove_cache_entries, write_profile
 
 pytestmark = pytest.mark.docker
 
@@ -56,10 +56,7 @@ def test_up_and_down_never_import_the_docker_sdk(
                 assert not modules & {"docker", "requests", "urllib3"}
     finally:
         subprocess.run([sys.executable, "-m", "provisioner", "down", str(profile)], env=env)
-        if cache == "on":
-            for image in docker.images.list(filters={"label": "dev.envctl.cache"}):
-                if str(tmp_path) in (image.labels or {}).get("dev.envctl.cache-profile", ""):
-                    docker.images.remove(image.id, force=True)
+        remove_cache_entries(docker, tmp_path)
 
 
 def test_an_environment_runs_the_same_through_the_sdks_session(tmp_path: Path, docker: Any) -> None:

@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 
 from provisioner.lifecycle import environment
 from provisioner.profile import load_profile
-from tests.conftest import write_profile
+from tests.conftest import remove_cache_entries, write_profile
 
 pytestmark = pytest.mark.docker
 
@@ -164,7 +164,5 @@ def test_an_image_whose_postgres_is_not_uid_999_serves_ssl_and_seeds_also_from_t
                     assert conn.execute(SSL_QUERY).fetchone() == (True,), start
                     assert conn.execute("SELECT one FROM seeded").fetchone() == (1,), start
     finally:
-        for image in docker.images.list(filters={"label": "dev.envctl.cache"}):
-            if str(tmp_path) in (image.labels or {}).get("dev.envctl.cache-profile", ""):
-                docker.images.remove(image.id, force=True)
+        remove_cache_entries(docker, tmp_path)
         docker.images.remove(tag, force=True)
