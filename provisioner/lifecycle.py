@@ -36,7 +36,7 @@ from provisioner.errors import (
     InfrastructureError,
     NotRunningError,
 )
-from provisioner.postgres.ready import wait_until_ready
+from provisioner.postgres.ready import import_client, wait_until_ready
 from provisioner.postgres.ssl import server_ssl
 from provisioner.profile import PostgresConfig, Profile, SeedItem
 from provisioner.runtime import ENV_LABEL, LABEL_PREFIX, MANAGED_LABEL, Runtime, ServerSpec
@@ -216,7 +216,7 @@ def _start(
     record = _replace(record, details={"certs_dir": str(certs_dir)})
     save_record(record)
     began = time.monotonic()
-    started = runtime.start(spec)
+    started = runtime.start(spec, meanwhile=import_client)
     if "bin_dir" in started.details:
         notify(
             f"using PostgreSQL {started.details['postgres_version']} from "

@@ -13,6 +13,11 @@ POLL_INTERVAL = 0.02
 FAILURE_CHECK_INTERVAL = 0.25
 
 
+def import_client() -> None:
+    """Import psycopg (60-100 ms): what a runtime does while the server starts elsewhere."""
+    import psycopg  # noqa: F401
+
+
 def wait_until_ready(
     connection: Connection,
     *,

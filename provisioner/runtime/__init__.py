@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -84,8 +84,15 @@ class Runtime(Protocol):
         """Where `ServerSpec.files` land, as the server sees the path."""
         ...
 
-    def start(self, spec: ServerSpec) -> StartedServer:
-        """Create and start the server; on failure leave nothing behind."""
+    def start(
+        self, spec: ServerSpec, meanwhile: Callable[[], object] | None = None
+    ) -> StartedServer:
+        """Create and start the server; on failure leave nothing behind.
+
+        `meanwhile` is the caller's own preparation (importing the client that will check
+        readiness): a runtime calls it once, where it would otherwise wait on another
+        process, or before it returns.
+        """
         ...
 
     def failure(self, env_id: str) -> str | None:

@@ -16,7 +16,7 @@ import json
 import os
 import socket
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -40,6 +40,9 @@ class EngineUnreachable(Exception):
     """No answer from the engine: no socket, refused, reset or timed out."""
 
 
+Meanwhile = Callable[[], object]
+
+
 class Transport(Protocol):
     def send(
         self,
@@ -48,7 +51,10 @@ class Transport(Protocol):
         body: bytes | None,
         content_type: str | None,
         timeout: float,
-    ) -> tuple[int, bytes]: ...
+        meanwhile: Meanwhile | None = None,
+    ) -> tuple[int, bytes]:
+        """The status and body of the answer; `meanwhile()` runs while the engine works."""
+        ...
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -80,15 +86,22 @@ class UnixSocket:
         body: bytes | None,
         content_type: str | None,
         timeout: float,
+        meanwhile: Meanwhile | None = None,
     ) -> tuple[int, bytes]:
         connection = _UnixConnection(self.path, timeout)
         headers = {"Content-Type": content_type} if content_type else {}
         try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            raise EngineUnreachable(_reason(exc)) from None
+            try:
+                connection.request(method, path, body=body, headers=headers)
+            except (OSError, http.client.HTTPException) as exc:
+                raise EngineUnreachable(_reason(exc)) from None
+            if meanwhile is not None:
+                meanwhile()  # the request is the engine's now: this thread is free until the answer
+            try:
+                response = connection.getresponse()
+                return response.status, response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                raise EngineUnreachable(_reason(exc)) from None
         finally:
             connection.close()
 
@@ -107,9 +120,12 @@ class SdkSession:
         body: bytes | None,
         content_type: str | None,
         timeout: float,
+        meanwhile: Meanwhile | None = None,
     ) -> tuple[int, bytes]:
         import requests
 
+        if meanwhile is not None:
+            meanwhile()  # the session waits for the answer in this thread: first, then
         url = f"{self.api.base_url}/v{self.api.api_version}{path}"
         headers = {"Content-Type": content_type} if content_type else {}
         try:
@@ -139,15 +155,20 @@ class Engine:
         data: bytes | None = None,
         content_type: str | None = None,
         timeout: float = REQUEST_TIMEOUT,
+        meanwhile: Meanwhile | None = None,
     ) -> Any:
-        """The decoded JSON answer (None when there is none), or EngineError."""
+        """The decoded JSON answer (None when there is none), or EngineError.
+
+        `meanwhile`, if given, is called once, while the engine works on the request (over the
+        local socket; other transports call it before they send).
+        """
         if query:
             path += "?" + urllib.parse.urlencode(
                 {key: _query_value(value) for key, value in query.items() if value is not None}
             )
         if json_body is not None:
             data, content_type = json.dumps(json_body).encode(), "application/json"
-        status, raw = self.transport.send(method, path, data, content_type, timeout)
+        status, raw = self.transport.send(method, path, data, content_type, timeout, meanwhile)
         if status >= 400:
             raise EngineError(status, _error_message(raw) or f"HTTP {status}")
         if not raw:

@@ -25,7 +25,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -147,7 +147,9 @@ class NativeRuntime:
     def config_dir(self, env_id: str) -> str:
         return str(Layout(private_folder(env_id)).config)
 
-    def start(self, spec: ServerSpec) -> StartedServer:
+    def start(
+        self, spec: ServerSpec, meanwhile: Callable[[], object] | None = None
+    ) -> StartedServer:
         install = find_install(spec.major, spec.bin_dir)
         _check_ssl(spec, install)
         if spec.port is not None:
@@ -174,7 +176,7 @@ class NativeRuntime:
                 _copy_tree(Path(spec.from_cache) / "data", layout.data)
             else:
                 _initdb(spec, install, layout, user)
-            state = _launch(spec, install, layout, user, state)
+            state = _launch(spec, install, layout, user, state, meanwhile)
             if spec.from_cache:
                 assert state.port is not None
                 _adopt_password(spec, layout, state.port)
@@ -811,8 +813,11 @@ def _launch(
     layout: Layout,
     user: ServerUser | None,
     state: ServerState,
+    meanwhile: Callable[[], object] | None = None,
 ) -> ServerState:
-    """Start the server detached; with `port: auto`, try another port if one was taken."""
+    """Start the server detached; with `port: auto`, try another port if one was taken.
+
+    `meanwhile` runs once, while the first server process starts."""
     attempts = 1 if spec.port is not None else PORT_ATTEMPTS
     for _ in range(attempts):
         port = spec.port if spec.port is not None else _free_port(spec.bind_host)
@@ -820,6 +825,9 @@ def _launch(
         process = _spawn(spec, install, layout, user, port)
         state = replace(state, port=port, pid=process.pid)
         _save(state)
+        if meanwhile is not None:
+            meanwhile()
+            meanwhile = None
         if _wait_until_bound(process, layout):
             return state
         # It exited: a port taken between our probe and its bind is worth another try;
