@@ -28,6 +28,7 @@ from provisioner.runtime import (
     MANAGED_LABEL,
     ExecResult,
     FoundEnvironment,
+    ServerFile,
     ServerSpec,
     StartedServer,
 )
@@ -40,7 +41,12 @@ from provisioner.runtime.engine import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-CONFIG_DIR = "/etc/envctl"
+# envctl's files for the server (certificates, its key, pg_hba) arrive in FILES_INBOX and the
+# boot script moves them to CONFIG_DIR, on the container's own tmpfs, where no commit of a
+# cache entry reaches them.
+FILES_INBOX = "/etc/envctl"
+CONFIG_DIR = "/dev/shm/envctl"
+PASSWORD_FILE = "password"
 INBOX = "/tmp/envctl"  # where copy_in puts seed files
 SOCKET_DIR = "/var/run/postgresql"
 SERVER_USER = "postgres"
@@ -150,6 +156,10 @@ class DockerRuntime(metaclass=_GuardedCalls):
             spec = dataclasses.replace(spec, image=spec.from_cache)  # just looked up: it is here
         else:
             self.ensure_image(spec.image)
+            # This cluster may be committed as a cache entry, and a commit keeps the
+            # container's configuration in the image's metadata: the password goes in a file.
+            password = ServerFile(PASSWORD_FILE, spec.password.encode(), 0o600)
+            spec = dataclasses.replace(spec, files=(*spec.files, password))
         if spec.port is not None:
             self._check_port_free(spec.bind_host, spec.port)
         name = container_name(spec.env_id)
@@ -194,10 +204,13 @@ class DockerRuntime(metaclass=_GuardedCalls):
             initdb_args.append("--no-sync")  # a fifth of a second, for data nobody keeps
         environment = {
             "POSTGRES_USER": spec.user,
-            "POSTGRES_PASSWORD": spec.password,
             "POSTGRES_DB": spec.database,
             "POSTGRES_INITDB_ARGS": " ".join([*initdb_args, *spec.initdb_args]),
         }
+        if any(item.name == PASSWORD_FILE for item in spec.files):
+            environment["POSTGRES_PASSWORD_FILE"] = f"{CONFIG_DIR}/{PASSWORD_FILE}"
+        else:
+            environment["POSTGRES_PASSWORD"] = spec.password
         if spec.pgdata:
             environment["PGDATA"] = spec.pgdata
         if spec.from_cache:
@@ -489,13 +502,23 @@ class DockerRuntime(metaclass=_GuardedCalls):
         from provisioner.cache import CACHE_LABEL, CACHE_REPOSITORY, image_tag
 
         base = (self.engine.image(base_image) or {}).get("Config") or {}
+        mine = (self.engine.container(container_name(env_id)) or {}).get("Config") or {}
         # The entry gets the base image's own configuration back: none of this container's
-        # environment (its password) or labels (its owner) may travel with the data.
+        # environment (its password) or labels (its owner) may travel with the data. A commit
+        # keeps every variable and label of the container's that it is not given, so those
+        # the base lacks are given empty.
+        env = list(base.get("Env") or [])
+        known = {item.split("=", 1)[0] for item in env}
+        env += [f"{name}=" for name in _names(mine.get("Env")) if name not in known]
+        kept = {**(base.get("Labels") or {}), **labels, CACHE_LABEL: key}
         config = {
-            "Env": base.get("Env") or [],
+            "Env": env,
             "Cmd": base.get("Cmd") or ["postgres"],
             "Entrypoint": base.get("Entrypoint"),
-            "Labels": {**(base.get("Labels") or {}), **labels, CACHE_LABEL: key},
+            "Labels": {
+                **{name: "" for name in (mine.get("Labels") or {}) if name not in kept},
+                **kept,
+            },
         }
         try:
             self.engine.request(
@@ -599,7 +622,7 @@ def container_name(env_id: str) -> str:
 def _config_archive(spec: ServerSpec) -> bytes:
     # Owned by the server's user, so that Postgres accepts its private key (0600).
     buffer = io.BytesIO()
-    folder = CONFIG_DIR.removeprefix("/etc/")
+    folder = FILES_INBOX.removeprefix("/etc/")
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         info = tarfile.TarInfo(folder)
         info.type = tarfile.DIRTYPE
@@ -615,6 +638,11 @@ def _config_archive(spec: ServerSpec) -> bytes:
             info.mtime = int(time.time())
             archive.addfile(info, io.BytesIO(item.content))
     return buffer.getvalue()
+
+
+def _names(env: list[str] | None) -> list[str]:
+    """The names of a container's `NAME=value` variables."""
+    return [item.split("=", 1)[0] for item in env or []]
 
 
 def _first_line(exc: BaseException) -> str:

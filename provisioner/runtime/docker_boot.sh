@@ -11,6 +11,16 @@
 # Images with scripts of their own in /docker-entrypoint-initdb.d go the image's way instead.
 set -euf
 
+# envctl's files (the password of a container that may become a cache entry, the server's
+# certificates and key) arrive in /etc/envctl, owned by uid 999, the postgres of the official
+# Debian-based images; Alpine's is 70, and Postgres reads its key only when the key is its
+# own. The server reads them from /dev/shm, this container's own tmpfs: a cluster kept in
+# envctl's cache is committed from this container, and no secret of it may travel along.
+if [ "$EUID" = 0 ] && [ -d /etc/envctl ]; then
+	mv /etc/envctl /dev/shm/envctl
+	chown -R postgres:postgres /dev/shm/envctl
+fi
+
 if [ ! -s "$PGDATA/PG_VERSION" ] && [ -n "$(ls -A /docker-entrypoint-initdb.d 2>/dev/null)" ]; then
 	exec docker-entrypoint.sh postgres "$@"
 fi
@@ -21,12 +31,6 @@ if [ "$EUID" = 0 ]; then
 	mkdir -p "$PGDATA"
 	chown postgres:postgres "$PGDATA"
 	chmod 0700 "$PGDATA"
-	# envctl's files (the server's key among them) arrive owned by uid 999, the postgres of
-	# the official Debian-based images; Alpine's is 70, and Postgres reads its key only
-	# when the key is its own.
-	if [ -d /etc/envctl ]; then
-		chown -R postgres:postgres /etc/envctl
-	fi
 	if command -v gosu >/dev/null; then
 		exec gosu postgres bash -c "$BASH_EXECUTION_STRING" "$0" "$@"
 	elif command -v setpriv >/dev/null; then
@@ -35,6 +39,10 @@ if [ "$EUID" = 0 ]; then
 			bash -c "$BASH_EXECUTION_STRING" "$0" "$@"
 	fi
 	exec docker-entrypoint.sh postgres "$@"
+fi
+
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+	IFS= read -r -d '' POSTGRES_PASSWORD <"$POSTGRES_PASSWORD_FILE" || true
 fi
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then

@@ -75,6 +75,47 @@ def test_a_second_start_comes_from_the_cache_with_its_own_password(
     assert not any("running inline SQL" in n or "restoring" in n for n in notes)
 
 
+def cache_image_of(client: Any, folder: Path) -> Any:
+    """The one cache entry built from a profile in `folder`."""
+    from provisioner.cache import CACHE_LABEL
+
+    mine = [
+        image
+        for image in client.images.list(filters={"label": CACHE_LABEL})
+        if str(folder) in image.labels.get("dev.envctl.cache-profile", "")
+    ]
+    assert len(mine) == 1, mine
+    return mine[0]
+
+
+def test_an_entry_keeps_no_secret_of_the_environment_it_was_built_from(
+    tmp_path: Path, cache: Any
+) -> None:
+    # A commit keeps the container's variables and labels unless told otherwise, and every
+    # file in its layer: the password, the owner, the server's private key must stay behind.
+    text = (
+        "name: secrets\npostgres:\n  version: '15'\n  seed: [seed.sql]\n"
+        "  ssl: {mode: verify-full}\nenv:\n  file: null\n"
+    )
+    profile = load_profile(write_profile(tmp_path, text, name="secrets.yaml"))
+    with environment(profile) as first:
+        assert first.connection.sslrootcert is not None  # it did have certificates
+    image = cache_image_of(cache, tmp_path)
+    assert first.password not in json.dumps(image.attrs)  # also the committed container's
+    assert first.env_id not in json.dumps(image.attrs["Config"])
+    found = cache.containers.run(
+        image.id,
+        entrypoint=["bash", "-c", "ls -d /etc/envctl /dev/shm/envctl 2>/dev/null; true"],
+        user="root",
+        remove=True,
+    )
+    assert found.decode().strip() == ""
+    # From the cache, with certificates of its own.
+    with environment(profile) as second, psycopg.connect(second.url) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (2000,)
+        assert conn.pgconn.ssl_in_use
+
+
 def test_changing_one_byte_of_a_seed_is_a_miss(tmp_path: Path, cache: Any) -> None:
     profile = seeded(tmp_path)
     with environment(profile):
