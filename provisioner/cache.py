@@ -1,13 +1,15 @@
 """Initialized and seeded clusters, kept so that the next start skips initdb and the restore.
 
 An entry is keyed by a hash of everything that determines the initial state: the image's ID, the
-version, initdb's locale and encoding, the user and database, roles, extensions, schemas, seed
-options, and the bytes of every seed file. Any change is a miss; a stale entry is never served.
-No secret is shared through an entry: every environment sets its own password before it
-accepts a connection over TCP. On Docker an entry is a committed image (`envctl-cache:<key>`),
-which starts as fast as the image it came from, whatever the seed's size. On the native
-runtime it is a copy of the data folder under ENVCTL_CACHE_DIR (default ~/.cache/envctl),
-taken while the server is frozen; a start copies it back instead of running initdb.
+version, initdb's locale and encoding, `durable`, the user and database, roles, extensions,
+schemas, seed options, and the bytes of every seed file. Any change is a miss; a stale entry is
+never served. No secret is shared through an entry: every environment sets its own password
+before it accepts a connection over TCP, and an entry holds neither the password nor the
+certificates and key of the environment it was built from. On Docker an entry is a committed
+image (`envctl-cache:<key>`), which starts as fast as the image it came from, whatever the
+seed's size. On the native runtime it is a copy of the data folder under ENVCTL_CACHE_DIR
+(default ~/.cache/envctl), taken while the server is frozen; a start copies it back instead of
+running initdb.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ CACHE_VARIABLE = "ENVCTL_CACHE"
 CACHE_REPOSITORY = "envctl-cache"
 CACHE_LABEL = "dev.envctl.cache"
 # Bump when what an entry holds changes shape, so older entries are never served.
-CACHE_FORMAT = 2  # 2: started by envctl's boot script
+CACHE_FORMAT = 3  # 2: started by envctl's boot script; 3: 1 MB WAL segments unless durable
 CACHED_PGDATA = "/var/lib/envctl/pgdata"  # outside the image's VOLUME, so a commit keeps it
 
 
@@ -45,6 +47,7 @@ def cache_key(pg: PostgresConfig, image_id: str, seed_digests: list[str]) -> str
         "encoding": pg.encoding,
         "user": pg.user,
         "database": pg.database,
+        "durable": pg.durable,  # initdb's WAL segment size differs
         "roles": [role.model_dump() for role in pg.roles],
         "extensions": pg.extensions,
         "schemas": pg.schemas,

@@ -9,7 +9,7 @@ from provisioner import signals
 from provisioner.connection import Connection
 from provisioner.errors import InfrastructureError, ReadinessTimeoutError
 
-POLL_INTERVAL = 0.02
+POLL_INTERVAL = 0.005
 FAILURE_CHECK_INTERVAL = 0.25
 
 
@@ -46,8 +46,10 @@ def wait_until_ready(
         except psycopg.Error as exc:
             last_error = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
         now = time.monotonic()
-        # A refused connection costs well under a millisecond: poll often, so that no time
-        # passes between the server's readiness and ours; ask the runtime less often.
+        # A refused or rejected connection costs a millisecond or two (the boot script has
+        # pg_hba turn clients away until the password is set, rather than check a password
+        # that must fail): poll often, so that no time passes between the server's readiness
+        # and ours; ask the runtime less often.
         if now - checked >= FAILURE_CHECK_INTERVAL:
             checked = now
             failure = server_failure()

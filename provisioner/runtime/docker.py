@@ -202,6 +202,9 @@ class DockerRuntime(metaclass=_GuardedCalls):
         initdb_args = [f"--locale={spec.locale}", f"--encoding={spec.encoding}"]
         if spec.disposable:
             initdb_args.append("--no-sync")  # a fifth of a second, for data nobody keeps
+            # A container from a cache entry writes its first WAL into a segment of the
+            # image's layer, which overlayfs copies up whole first: 15 ms for 16 MB, 1 for 1.
+            initdb_args.append("--wal-segsize=1")
         environment = {
             "POSTGRES_USER": spec.user,
             "POSTGRES_DB": spec.database,

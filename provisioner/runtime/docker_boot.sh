@@ -64,13 +64,29 @@ server=$(command -v postgres)
 psql="${server%/*}/psql"
 [ -x "$psql" ] || psql=psql
 
+# Clients over TCP are turned away by pg_hba until the helper has set this environment's
+# password (and made its database): before that, a cluster from the cache would still take
+# the password it was built with, and an early client would cost the server a password check
+# that must fail. A rejection is cheap, and says plainly that the server is not ready yet.
+hba="$PGDATA/pg_hba.conf"
+for arg in "$@"; do
+	case $arg in hba_file=*) hba=${arg#hba_file=} ;; esac
+done
+until_ready="host all all all reject  # envctl-boot: until the password is set"
+mapfile -t rules <"$hba"
+printf '%s\n' "$until_ready" "${rules[@]}" >"$hba"
+
 # What the helper runs: a password always, the database unless the cluster comes from
-# envctl's cache (which kept it: ENVCTL_CACHED is set then). The database is copied file by file (FILE_COPY, 15+): the default WAL_LOG
-# strategy would leave the template's pages in shared memory, 10 MiB more for an idle server.
+# envctl's cache (which kept it: ENVCTL_CACHED is set then). The database is copied file by
+# file (FILE_COPY, 15+): the default WAL_LOG strategy would leave the template's pages in
+# shared memory, 10 MiB more for an idle server. The helper of a cached cluster connects to
+# the environment's database, which loads its catalogs once: then the first client need not.
 read -r -d '' sql <<-'SQL' || true
 	ALTER ROLE :"user" PASSWORD :'password';
 SQL
+helper_db=$POSTGRES_DB
 if [ -z "${ENVCTL_CACHED:-}" ]; then
+	helper_db=postgres
 	read -r -d '' create <<-'SQL' || true
 		SELECT format('CREATE DATABASE %I', :'db')
 		    || CASE WHEN current_setting('server_version_num')::int >= 150000
@@ -95,10 +111,18 @@ fi
 			read -r -t 0.005 -u "$nap"
 			continue
 		fi
-		if "$psql" -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres \
+		if "$psql" -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$helper_db" \
 			-v user="$POSTGRES_USER" -v password="$POSTGRES_PASSWORD" -v db="$POSTGRES_DB" \
 			>/dev/null 2>&1 <<<"$sql"
 		then
+			# Open the door: drop the rejection, and have the server read pg_hba again ($$ is
+			# this script's process, which is the server by now: see the exec below).
+			mapfile -t rules <"$hba"
+			for i in "${!rules[@]}"; do
+				[ "${rules[i]}" != "$until_ready" ] || unset 'rules[i]'
+			done
+			printf '%s\n' "${rules[@]}" >"$hba"
+			kill -HUP $$
 			exit 0
 		fi
 		read -r -t 0.02 -u "$nap"

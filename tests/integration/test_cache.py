@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,77 @@ def test_an_entry_keeps_no_secret_of_the_environment_it_was_built_from(
     with environment(profile) as second, psycopg.connect(second.url) as conn:
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (2000,)
         assert conn.pgconn.ssl_in_use
+
+
+def test_a_cached_cluster_admits_no_tcp_client_before_it_has_its_own_password(
+    tmp_path: Path, cache: Any
+) -> None:
+    # Until the boot script's helper has set the new password, the cluster from the cache
+    # would take the one it was built with. Here the helper can never finish (the database
+    # it connects to does not exist), so the window stays open for as long as we look.
+    from provisioner.cache import CACHED_PGDATA
+    from provisioner.runtime import ENV_LABEL, MANAGED_LABEL, ServerSpec
+    from provisioner.runtime.docker import DockerRuntime
+
+    profile = seeded(tmp_path, "window")
+    with environment(profile) as first:
+        built_with = first.password
+    image = cache_image_of(cache, tmp_path)
+    runtime = DockerRuntime()
+    env_id = "window-never-ready"
+    spec = ServerSpec(
+        env_id=env_id,
+        image=image.tags[0],
+        major=15,
+        user="postgres",
+        password="the-new-one",
+        database="no_such_database",
+        bind_host="127.0.0.1",
+        port=None,
+        settings={"fsync": "off"},
+        labels={MANAGED_LABEL: "true", ENV_LABEL: env_id},
+        pgdata=CACHED_PGDATA,
+        from_cache=image.tags[0],
+    )
+    started = runtime.start(spec)
+    try:
+        deadline = time.monotonic() + 30
+        while "ready to accept connections" not in runtime.log_tail(env_id):
+            assert time.monotonic() < deadline, runtime.log_tail(env_id)
+            time.sleep(0.05)
+        for password in (built_with, "the-new-one"):
+            with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects connection"):
+                psycopg.connect(
+                    host="127.0.0.1",
+                    port=started.port,
+                    user="postgres",
+                    password=password,
+                    dbname="test",
+                    connect_timeout=5,
+                )
+    finally:
+        runtime.remove(env_id)
+
+
+def test_durable_and_test_sized_clusters_are_entries_of_their_own(
+    tmp_path: Path, cache: Any
+) -> None:
+    # A test-sized cluster has 1 MB WAL segments (a start from the cache copies its first
+    # segment up from the image's layer, whole); a durable one keeps initdb's 16 MB.
+    sizes = []
+    for durable in ("false", "true"):
+        text = (
+            "name: walseg\npostgres:\n  version: '15'\n  seed: [seed.sql]\n"
+            f"  durable: {durable}\nenv:\n  file: null\n"
+        )
+        profile = load_profile(write_profile(tmp_path, text, name="walseg.yaml"))
+        notes: list[str] = []
+        with environment(profile, notify=notes.append) as env, psycopg.connect(env.url) as conn:
+            assert not any("from the cache" in n for n in notes)
+            row = conn.execute("SHOW wal_segment_size").fetchone()
+            assert row is not None
+            sizes.append(row[0])
+    assert sizes == ["1MB", "16MB"]
 
 
 def test_changing_one_byte_of_a_seed_is_a_miss(tmp_path: Path, cache: Any) -> None:
