@@ -924,6 +924,14 @@ def explain_failure(message: str, view: ClientView, target: Target) -> tuple[str
             f"client connects without SSL ({origin})",
             _set(view, "sslmode", wanted),
         )
+    if "pg_hba.conf rejects connection" in low:
+        # envctl's own rule: its boot script turns TCP clients away until the password is set.
+        return (
+            "the server runs but is not ready yet: envctl turns clients away until it has set "
+            "the environment's password",
+            "wait until `envctl up` reports the database ready; if it failed, its error shows "
+            "the server's log",
+        )
     if "connection refused" in low:
         port_var, port_missing = _source(view, "port")
         said = f"{port_var} is missing, so {port}" if port_missing else f"from {port_var}"

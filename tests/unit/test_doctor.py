@@ -205,6 +205,14 @@ def test_missing_db_port_names_the_runners_default_and_the_real_port(
             "set PGSSLMODE=disable, or turn SSL on in the profile (`ssl: require`)",
         ),
         (
+            'FATAL:  pg_hba.conf rejects connection for host "172.17.0.1", user "postgres", '
+            'database "test", no encryption',
+            "the server runs but is not ready yet: envctl turns clients away until it has set "
+            "the environment's password",
+            "wait until `envctl up` reports the database ready; if it failed, its error shows "
+            "the server's log",
+        ),
+        (
             'FATAL:  password authentication failed for user "postgres"',
             "the server rejects the password for user postgres (from DB_PASSWORD)",
             "use the environment's password: `envctl env m.yaml --show-password` prints it; "
