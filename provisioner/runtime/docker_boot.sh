@@ -98,18 +98,25 @@ fi
 
 (
 	set +eu
+	# The helper's own clock: initdb, before it, may have taken long on a busy machine.
+	SECONDS=0
 	# A pipe that nobody writes to: `read -t` on it is a sleep without a process.
 	exec {nap}<> <(:)
 	while [ "$SECONDS" -lt 600 ]; do
 		# The postmaster writes "ready" into its lock file once it accepts connections (what
-		# pg_ctl -w waits for): reading it is cheap, where a psql that fails costs a process.
-		# Servers that never write it get psql every 20 ms after five seconds.
+		# pg_ctl -w waits for): reading it is cheap, where a psql that fails costs a process,
+		# and twenty servers starting at once on two cores cannot spare fifty a second each.
+		# A server that is not ready after five seconds (or never says so) gets a psql four
+		# times a second.
 		status=()
 		mapfile -t -s 7 -n 1 status 2>/dev/null <"$PGDATA/postmaster.pid"
 		line="${status[0]:-}"
-		if [ "${line#ready}" = "$line" ] && [ "$SECONDS" -lt 5 ]; then
-			read -r -t 0.005 -u "$nap"
-			continue
+		if [ "${line#ready}" = "$line" ]; then
+			if [ "$SECONDS" -lt 5 ]; then
+				read -r -t 0.005 -u "$nap"
+				continue
+			fi
+			read -r -t 0.25 -u "$nap"
 		fi
 		if "$psql" -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$helper_db" \
 			-v user="$POSTGRES_USER" -v password="$POSTGRES_PASSWORD" -v db="$POSTGRES_DB" \

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from dotenv import dotenv_values
 
 from provisioner.errors import AlreadyRunningError
 from provisioner.lifecycle import down, up
@@ -195,6 +196,32 @@ def test_twenty_environments_in_parallel_never_collide(tmp_path: Path, docker: A
             thread.start()
         for thread in removers:
             thread.join(timeout=300)
+    assert leftovers(docker, tmp_path) == []
+
+
+def test_twenty_envctl_processes_at_once_all_get_ready(tmp_path: Path, docker: Any) -> None:
+    # Twenty processes (parallel CI jobs on one runner, `xargs -P 20`), each with its own
+    # readiness loop: unlike threads, they share no GIL that would slow their knocking. Cold
+    # starts (the cache is off in tests), so initdb runs twenty times on two cores.
+    profiles = []
+    for n in range(20):
+        folder = tmp_path / f"p{n}"
+        folder.mkdir()
+        profiles.append(write_profile(folder, f"name: proc{n}\npostgres:\n  version: '15'\n"))
+    processes = [start_envctl("up", str(profile)) for profile in profiles]
+    try:
+        errors = [finish(process, seconds=240) for process in processes]
+        failed = [err for process, err in zip(processes, errors, strict=True) if process.returncode]
+        assert failed == [], failed[0]
+        urls = [dotenv_values(profile.parent / ".env.test")["DATABASE_URL"] for profile in profiles]
+        assert len(set(urls)) == 20
+        for url in urls:
+            with psycopg.connect(url) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        stoppers = [start_envctl("down", str(profile)) for profile in profiles]
+        for stopper in stoppers:
+            finish(stopper, seconds=120)
     assert leftovers(docker, tmp_path) == []
 
 
