@@ -27,7 +27,8 @@ CACHE_VARIABLE = "ENVCTL_CACHE"
 CACHE_REPOSITORY = "envctl-cache"
 CACHE_LABEL = "dev.envctl.cache"
 # Bump when what an entry holds changes shape, so older entries are never served.
-CACHE_FORMAT = 3  # 2: started by envctl's boot script; 3: 1 MB WAL segments unless durable
+# 2: started by envctl's boot script; 3: 1 MB WAL segments unless durable (Docker); 4: natively too
+CACHE_FORMAT = 4
 CACHED_PGDATA = "/var/lib/envctl/pgdata"  # outside the image's VOLUME, so a commit keeps it
 
 

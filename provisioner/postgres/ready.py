@@ -10,7 +10,7 @@ from provisioner.connection import Connection
 from provisioner.errors import InfrastructureError, ReadinessTimeoutError
 
 POLL_INTERVAL = 0.005  # the shortest pause between two attempts
-POLL_BACKOFF = 0.1  # ... and the longest, as a share of the time waited so far
+POLL_BACKOFF = 0.05  # ... and the longest, as a share of the time waited so far
 MAX_POLL_INTERVAL = 0.25
 FAILURE_CHECK_INTERVAL = 0.25
 
@@ -68,7 +68,7 @@ def wait_until_ready(
 
 
 def poll_interval(waited: float) -> float:
-    """The pause before the next attempt after `waited` seconds: at most a tenth of the wait.
+    """The pause before the next attempt after `waited` seconds: at most 5 % of the wait.
 
     A refused or rejected attempt costs a millisecond or two on both sides (the boot script has
     pg_hba turn clients away until the password is set), so a start that is nearly done is

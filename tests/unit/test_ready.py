@@ -7,12 +7,12 @@ from provisioner.postgres.ready import MAX_POLL_INTERVAL, POLL_INTERVAL, poll_in
 
 def test_a_quick_start_is_polled_every_few_milliseconds() -> None:
     assert poll_interval(0.0) == POLL_INTERVAL
-    assert poll_interval(0.06) <= 0.006  # a warm start's wait: at most 10 % more
+    assert poll_interval(0.06) == POLL_INTERVAL  # a warm start's wait
 
 
 def test_a_slow_start_is_polled_less_often_the_longer_it_takes() -> None:
     waits = (0.1, 0.5, 1.0, 2.0)
     pauses = [poll_interval(waited) for waited in waits]
     assert pauses == sorted(pauses) and len(set(pauses)) == 4
-    assert all(pause <= waited * 0.1 for pause, waited in zip(pauses, waits, strict=True))
+    assert all(pause <= waited * 0.05 for pause, waited in zip(pauses, waits, strict=True))
     assert poll_interval(60.0) == MAX_POLL_INTERVAL
