@@ -282,8 +282,10 @@ class Workspace:
         ]
 
     def remove_cache_entries(self) -> list[str]:
-        """Remove the cache images this workspace's profiles made (those not in use), and
-        the native runtime's entries (all of them this run's)."""
+        """Remove the cache images this workspace's profiles made (those not in use), the
+        native runtime's entries (all of them this run's), and what the state folder
+        remembers of earlier starts: by default envctl keeps an entry from a key's second
+        start on, and the next start must be a first one again."""
         images = self.cache_entries()
         for image in images:
             docker("rmi", image, check=False)
@@ -291,6 +293,10 @@ class Workspace:
         entries = sorted(native.iterdir()) if native.is_dir() else []
         for entry in entries:
             shutil.rmtree(entry, ignore_errors=True)
+        remembered = self.state / "cache"
+        for started in remembered.iterdir() if remembered.is_dir() else []:
+            if started.is_file() and len(started.name) == 64:  # a key's last start
+                started.unlink()
         return [*images, *(f"native cache entry {entry.name[:16]}" for entry in entries)]
 
     def close(self) -> list[str]:

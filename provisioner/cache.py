@@ -32,9 +32,31 @@ CACHE_FORMAT = 4
 CACHED_PGDATA = "/var/lib/envctl/pgdata"  # outside the image's VOLUME, so a commit keeps it
 
 
+def mode() -> str:
+    """ENVCTL_CACHE: `off` (no lookup, no entry), `on` (the first start of a key keeps its
+    cluster), or `auto`, the default: the second start does.
+
+    Keeping a cluster takes about half a second (a commit of the container, a copy of the
+    folder), and a CI job on a fresh machine starts each profile once: it would pay for an
+    entry nobody uses. So an entry is made once a key has been started before with this
+    state folder (`last_used`), where it will be used again.
+    """
+    value = os.environ.get(CACHE_VARIABLE, "auto").strip().lower()
+    if value in ("off", "0", "false", "no"):
+        return "off"
+    if value in ("on", "1", "true", "yes"):
+        return "on"
+    return "auto"
+
+
 def enabled() -> bool:
-    """Whether the cache is used (ENVCTL_CACHE=off turns it off)."""
-    return os.environ.get(CACHE_VARIABLE, "on").lower() not in ("off", "0", "false", "no")
+    """Whether the cache is used at all (ENVCTL_CACHE=off turns it off)."""
+    return mode() != "off"
+
+
+def keeps(key: str) -> bool:
+    """Whether a start of `key` that missed keeps its cluster as an entry (see `mode`)."""
+    return mode() == "on" or last_used(key) is not None
 
 
 def cache_key(pg: PostgresConfig, image_id: str, seed_digests: list[str]) -> str:
@@ -156,7 +178,8 @@ def image_tag(key: str) -> str:
 
 
 def mark_used(key: str) -> None:
-    """Remember when an entry was last used (for `cache ls` and LRU pruning)."""
+    """Remember when a key was last started, with or without an entry (for `keeps`, `cache
+    ls` and LRU pruning)."""
     from provisioner.state import state_root
 
     folder = state_root() / "cache"
@@ -165,7 +188,7 @@ def mark_used(key: str) -> None:
 
 
 def last_used(key: str) -> float | None:
-    """When the entry was last used by this state folder, if ever."""
+    """When the key was last started by this state folder, if ever."""
     from provisioner.state import state_root
 
     try:

@@ -23,6 +23,7 @@ from provisioner import github, signals
 from provisioner.cache import (
     CACHED_PGDATA,
     cache_key,
+    keeps,
     mark_used,
     remembered_seed,
     seed_digest,
@@ -180,6 +181,9 @@ def _start(
             "machine's loopback; use 127.0.0.1 unless other hosts must reach it"
         )
     pg, seeds, key, hit = _seeds_and_cache(profile, runtime, state_dir)
+    store = key is not None and not hit and keeps(key)
+    if key is not None and not (hit or store):
+        mark_used(key)  # seen: the next start of the same key keeps its cluster
     image = pg.resolved_image()
     password = pg.password or secrets.token_urlsafe(18)
     github.mask(password)  # before anything could print it
@@ -206,7 +210,7 @@ def _start(
         locale=pg.locale,
         encoding=pg.encoding,
     )
-    if key is not None:
+    if hit or store:
         spec = dataclasses.replace(spec, from_cache=hit, pgdata=CACHED_PGDATA)
     where = image if runtime.name == "docker" else "native binaries"
     cached = " from the cache" if hit else ""
@@ -252,7 +256,8 @@ def _start(
 
         apply_seed(runtime, record.env_id, connection, pg, seeds, notify)
     shutil.rmtree(state_dir / "seed-work", ignore_errors=True)
-    if key is not None and not hit:
+    if store:
+        assert key is not None
         signals.current().checkpoint()
         _cache_store(runtime, record, connection, key, image)
         notify("kept the initialized cluster in the cache for the next start")

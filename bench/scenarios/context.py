@@ -103,17 +103,19 @@ class CacheControl:
             return
         self.progress(f"cache · warming {profile.name} (untimed up/down)")
         try:
-            self.ws.up(profile, *args)
+            self.ws.up(profile, *args, extra_env={"ENVCTL_CACHE": "on"})  # keep it at once
         finally:
             self.ws.down(profile)
         self._warm.add((profile, args))
 
-    def record(self, variant: str, output: str) -> None:
-        """Count whether envctl said it started "from the cache"; say so when it did not."""
+    def record(self, variant: str, output: str, expect_hit: bool = True) -> None:
+        """Count whether envctl said it started "from the cache"; say so when that was not
+        what was expected."""
         hit = "from the cache" in output
         self.hits.setdefault(variant, []).append(hit)
-        if self.supported and not hit:
-            self.progress(f"{variant}: not served from the cache this time")
+        if self.supported and hit != expect_hit:
+            said = "not served from the cache" if expect_hit else "served from the cache"
+            self.progress(f"{variant}: {said} this time")
 
     def note(self, variant: str) -> str:
         """The warm row's note: how many of its starts envctl served from the cache."""
@@ -123,34 +125,48 @@ class CacheControl:
         return f"served from the cache {sum(hits)}/{len(hits)} times"
 
     def annotate(self, result: ScenarioResult) -> None:
-        """Put the hit counts into the notes of `result`'s warm rows."""
+        """Put the hit counts into the notes of `result`'s warm and first-run rows."""
         for variant in self.hits:
             row = result.row(variant)
-            if row is not None:
-                row.note = self.note(variant)
+            if row is None:
+                continue
+            said = row.note if row.note.startswith("cache on") else ""  # the first runs' own
+            row.note = "; ".join(filter(None, [said, self.note(variant)]))
 
 
 # -- shared trials ---------------------------------------------------------------------------
 
 
+# What each kind of start runs with, after which preparation: (ENVCTL_CACHE, emptied first).
+KINDS = {
+    "cold": ("off", True),  # no cache at all
+    "first run": (None, True),  # the default, nothing cached or remembered: keeps nothing
+    "first run, keeping": ("on", True),  # the start that keeps its entry (default: the second)
+    "warm": (None, False),  # a hit
+}
+
+
 def envctl_up_trial(
-    ctx: Context, variant: str, profile: Path, *args: str, cold: bool
+    ctx: Context, variant: str, profile: Path, *args: str, kind: str
 ) -> Callable[[], TrialResult]:
-    """`envctl up ARGS PROFILE` until SELECT 1 through the env file's DATABASE_URL."""
-    if not cold:
+    """`envctl up ARGS PROFILE` until SELECT 1 through the env file's DATABASE_URL, as a start
+    of one of the `KINDS`."""
+    setting, emptied = KINDS[kind]
+    if kind != "cold":
         ctx.cache.hits.setdefault(variant, [])
 
     def trial() -> float:
-        if cold:
+        if emptied:
             ctx.cache.make_cold()
         else:
             ctx.cache.make_warm(profile, args)
+        extra_env = {"ENVCTL_CACHE": setting} if setting else None
         try:
             with stopwatch() as watch:
-                done = ctx.ws.up(profile, *args, extra_env=CACHE_OFF if cold else None)
+                done = ctx.ws.up(profile, *args, extra_env=extra_env)
                 select_1(ctx.ws.url_of(profile))
-            if not cold:
-                ctx.cache.record(variant, done.stderr)
+            if kind != "cold":
+                ctx.cache.record(variant, done.stderr, expect_hit=kind == "warm")
             return watch.seconds
         finally:
             ctx.ws.down(profile)
@@ -165,23 +181,26 @@ def cold_and_warm(
     *args: str,
     baseline: str | None = None,
     note: str = "",
+    first: bool = False,
 ) -> list[Variant]:
-    """The two variants "NAME, cold" and "NAME, warm" of `envctl up ARGS PROFILE`."""
-    cold, warm = f"{name}, cold", f"{name}, warm"
-    cold_note = f"ENVCTL_CACHE=off; {ctx.cache.how_emptied}" + (f"; {note}" if note else "")
+    """The variants "NAME, cold" and "NAME, warm" of `envctl up ARGS PROFILE`; with `first`,
+    "NAME, first run" and "NAME, first run, keeping" between them."""
+    emptied = ctx.cache.how_emptied
+    notes = {
+        "cold": f"ENVCTL_CACHE=off; {emptied}" + (f"; {note}" if note else ""),
+        "first run": f"cache on, {emptied}, no earlier start: keeps nothing",
+        "first run, keeping": f"cache on (ENVCTL_CACHE=on), {emptied}: keeps its entry",
+        "warm": ctx.cache.note(f"{name}, warm"),
+    }
+    kinds = list(KINDS) if first else ["cold", "warm"]
     return [
         Variant(
-            cold,
-            envctl_up_trial(ctx, cold, profile, *args, cold=True),
-            baseline=baseline,
-            note=cold_note,
-        ),
-        Variant(
-            warm,
-            envctl_up_trial(ctx, warm, profile, *args, cold=False),
-            baseline=baseline or cold,
-            note=ctx.cache.note(warm),
-        ),
+            f"{name}, {kind}",
+            envctl_up_trial(ctx, f"{name}, {kind}", profile, *args, kind=kind),
+            baseline=baseline or (None if kind == "cold" else f"{name}, cold"),
+            note=notes[kind],
+        )
+        for kind in kinds
     ]
 
 

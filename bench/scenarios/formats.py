@@ -75,7 +75,7 @@ def _keep_three_ways(ctx: Context, size: int, cleanup: contextlib.ExitStack) -> 
     profile = ws.profile(f"formats-{size}mb", seed=[str(dump)])
     ctx.progress(f"formats · keeping the {size} MB cluster three ways")
     try:
-        ws.up(profile)  # the cache on: this start stores the entry
+        ws.up(profile, extra_env={"ENVCTL_CACHE": "on"})  # this start stores the entry
     finally:
         ws.down(profile)
     images = ws.cache_entries()

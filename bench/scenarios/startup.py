@@ -27,7 +27,7 @@ def ready(ctx: Context) -> ScenarioResult:
     variants = [
         Variant(baseline, docker_run_trial(ws), note="official-image contract, no settings"),
         Variant("testcontainers PostgresContainer", testcontainers_trial(ws), baseline=baseline),
-        *cold_and_warm(ctx, "envctl up", docker_profile, baseline=baseline),
+        *cold_and_warm(ctx, "envctl up", docker_profile, baseline=baseline, first=True),
         *cold_and_warm(
             ctx,
             "envctl up --runtime native",
@@ -36,6 +36,7 @@ def ready(ctx: Context) -> ScenarioResult:
             "native",
             baseline=baseline,
             note=f"host binaries for Postgres {ws.major}",
+            first=True,
         ),
     ]
     alternate(result, variants, ctx.plan.rounds, ctx.progress)

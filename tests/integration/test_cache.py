@@ -76,6 +76,32 @@ def test_a_second_start_comes_from_the_cache_with_its_own_password(
     assert not any("running inline SQL" in n or "restoring" in n for n in notes)
 
 
+def test_by_default_the_second_start_of_a_profile_keeps_its_cluster(
+    tmp_path: Path, cache: Any, runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CI job on a fresh machine starts its profile once: keeping an entry (half a second)
+    # would be paid for nothing. What has been started here before will be again.
+    monkeypatch.delenv("ENVCTL_CACHE")
+    profile = seeded(tmp_path, f"auto-{runtime.name}")
+    said = []
+    for _ in range(3):
+        notes: list[str] = []
+        with environment(profile, notify=notes.append) as env:
+            assert count_and_password_check(env)[0] == 2000
+        said.append(
+            (
+                any("from the cache" in n for n in notes),
+                any("kept the initialized cluster in the cache" in n for n in notes),
+            )
+        )
+    assert said == [(False, False), (False, True), (True, False)]
+    # ENVCTL_CACHE=off looks nothing up: the entry is there, and not used.
+    monkeypatch.setenv("ENVCTL_CACHE", "off")
+    notes = []
+    with environment(profile, notify=notes.append):
+        assert not any("cache" in n for n in notes)
+
+
 def cache_image_of(client: Any, folder: Path) -> Any:
     """The one cache entry built from a profile in `folder`."""
     from provisioner.cache import CACHE_LABEL
