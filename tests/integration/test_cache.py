@@ -130,12 +130,18 @@ def test_an_entry_keeps_no_secret_of_the_environment_it_was_built_from(
     image = cache_image_of(cache, tmp_path)
     assert first.password not in json.dumps(image.attrs)  # also the committed container's
     assert first.env_id not in json.dumps(image.attrs["Config"])
-    found = cache.containers.run(
+    # Not containers.run(remove=True): that leaves the image's anonymous volume behind.
+    looker = cache.containers.create(
         image.id,
         entrypoint=["bash", "-c", "ls -d /etc/envctl /dev/shm/envctl 2>/dev/null; true"],
         user="root",
-        remove=True,
     )
+    try:
+        looker.start()
+        looker.wait(timeout=60)
+        found = looker.logs()
+    finally:
+        looker.remove(force=True, v=True)
     assert found.decode().strip() == ""
     # From the cache, with certificates of its own.
     with environment(profile) as second, psycopg.connect(second.url) as conn:
