@@ -181,7 +181,8 @@ def _start(
             "machine's loopback; use 127.0.0.1 unless other hosts must reach it"
         )
     pg, seeds, key, hit = _seeds_and_cache(profile, runtime, state_dir)
-    store = key is not None and not hit and keeps(key)
+    # The key this start keeps its cluster under, if it does.
+    store = key if key is not None and not hit and keeps(key) else None
     if key is not None and not (hit or store):
         mark_used(key)  # seen: the next start of the same key keeps its cluster
     image = pg.resolved_image()
@@ -257,9 +258,8 @@ def _start(
         apply_seed(runtime, record.env_id, connection, pg, seeds, notify)
     shutil.rmtree(state_dir / "seed-work", ignore_errors=True)
     if store:
-        assert key is not None
         signals.current().checkpoint()
-        _cache_store(runtime, record, connection, key, image)
+        _cache_store(runtime, record, connection, store, image)
         notify("kept the initialized cluster in the cache for the next start")
     variables = render_env(connection, profile.env.preset, profile.env.vars)
     record = _replace(record, variables=variables)
