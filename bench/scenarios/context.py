@@ -16,6 +16,7 @@ from bench.workspace import Workspace, run
 from bench.workspace import wait_for_select_1 as select_1
 
 CACHE_OFF = {"ENVCTL_CACHE": "off"}
+CACHE_ON = {"ENVCTL_CACHE": "on"}  # keep an entry at the first start
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class CacheControl:
             return
         self.progress(f"cache · warming {profile.name} (untimed up/down)")
         try:
-            self.ws.up(profile, *args, extra_env={"ENVCTL_CACHE": "on"})  # keep it at once
+            self.ws.up(profile, *args, extra_env=CACHE_ON)
         finally:
             self.ws.down(profile)
         self._warm.add((profile, args))

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.measure import ScenarioResult, TrialResult, Variant, alternate, stopwatch
-from bench.scenarios.context import Context
+from bench.scenarios.context import CACHE_ON, Context
 from bench.seeds import ensure_seed
 from bench.workspace import Workspace, docker, run
 
@@ -75,7 +75,7 @@ def _keep_three_ways(ctx: Context, size: int, cleanup: contextlib.ExitStack) -> 
     profile = ws.profile(f"formats-{size}mb", seed=[str(dump)])
     ctx.progress(f"formats · keeping the {size} MB cluster three ways")
     try:
-        ws.up(profile, extra_env={"ENVCTL_CACHE": "on"})  # this start stores the entry
+        ws.up(profile, extra_env=CACHE_ON)  # this start stores the entry
     finally:
         ws.down(profile)
     images = ws.cache_entries()
