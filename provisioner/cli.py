@@ -150,13 +150,15 @@ def down(
 def _env_id_of(target: str) -> str:
     from provisioner.lifecycle import repro_profile
     from provisioner.profile import load_profile
+    from provisioner.state import checked_env_id
 
     path = Path(target)
     if path.suffix in (".yaml", ".yml"):
         return load_profile(path).env_id
     if path.exists():
         return repro_profile(path).env_id  # a backup started with `envctl repro`
-    return target
+    # Neither a profile nor a backup: only envctl's own id shape may name what `down` removes.
+    return checked_env_id(target)
 
 
 @app.command()
@@ -165,26 +167,28 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
 ) -> None:
     """List the environments envctl owns."""
-    from provisioner.lifecycle import is_orphan
-    from provisioner.runtime.select import available_runtimes
-    from provisioner.state import all_env_ids, load_record
+    from provisioner.lifecycle import survey
 
-    found = {env.env_id: env for rt in available_runtimes() for env in rt.environments()}
     rows = []
-    for env_id in sorted(set(found) | set(all_env_ids())):
-        record = load_record(env_id)
-        runtime_env = found.get(env_id)
+    hidden = 0
+    for seen in survey():
+        record, found = seen.record, seen.found
+        if not seen.mine and not seen.orphan:
+            hidden += 1  # another state folder's live environment: not ours to show or remove
+            continue
         rows.append(
             {
-                "id": env_id,
+                "id": seen.env_id,
                 "name": record.name
                 if record
-                else (runtime_env.labels.get("dev.envctl.name", "") if runtime_env else ""),
+                else (found.labels.get("dev.envctl.name", "") if found else ""),
                 "profile": record.profile if record else None,
-                "runtime": record.runtime if record else "docker",
+                "runtime": record.runtime
+                if record
+                else (seen.runtime.name if seen.runtime else "docker"),
                 "mode": record.mode if record else "unknown",
-                "status": runtime_env.status if runtime_env else "gone",
-                "orphan": bool(record and is_orphan(record)) or record is None,
+                "status": found.status if found else "gone",
+                "orphan": seen.orphan,
                 "port": record.connection.get("port") if record and record.connection else None,
                 "age_seconds": round(time.time() - record.created) if record else None,
             }
@@ -192,8 +196,9 @@ def status(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
+    others = f" ({hidden} of other state folders not shown)" if hidden else ""
     if not rows:
-        say("no environments")
+        say(f"no environments{others}")
         return
     from rich.table import Table
 
@@ -209,6 +214,8 @@ def status(
             str(row["profile"] or "-"),
         )
     _console().print(table)
+    if hidden:
+        say(f"{hidden} environment(s) of other state folders not shown")
 
 
 @app.command()

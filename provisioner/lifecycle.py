@@ -40,13 +40,21 @@ from provisioner.errors import (
 from provisioner.postgres.ready import import_client, wait_until_ready
 from provisioner.postgres.ssl import server_ssl
 from provisioner.profile import PostgresConfig, Profile, SeedItem
-from provisioner.runtime import ENV_LABEL, LABEL_PREFIX, MANAGED_LABEL, Runtime, ServerSpec
+from provisioner.runtime import (
+    ENV_LABEL,
+    LABEL_PREFIX,
+    MANAGED_LABEL,
+    FoundEnvironment,
+    Runtime,
+    ServerSpec,
+)
 from provisioner.state import (
     EnvironmentRecord,
     all_env_ids,
     connection_dict,
     env_state_dir,
     forget,
+    is_env_id,
     load_record,
     process_alive,
     save_record,
@@ -587,46 +595,66 @@ def _teardown(env_id: str, runtime: Runtime) -> list[str]:
     return removed
 
 
-def find_orphans() -> list[tuple[str, Runtime, bool]]:
-    """Environments whose owner is gone: (env_id, runtime, has a record in this state folder).
+@dataclass(frozen=True)
+class Survey:
+    """One environment as `status` shows it and `gc` judges it: one definition for both."""
+
+    env_id: str
+    runtime: Runtime | None  # the answering runtime that holds it, if any
+    record: EnvironmentRecord | None
+    found: FoundEnvironment | None
+    mine: bool  # of this state folder
+    orphan: bool
+
+
+def survey() -> list[Survey]:
+    """Every environment of this state folder, and others' that are abandoned.
 
     A `run` environment is an orphan when its envctl process is gone; an `up` environment
-    never is until `down`. Resources whose state folder is gone entirely (a crashed session
-    of another state folder) are orphans when their owner is gone too.
+    never is until `down`. Another state folder's environment (another runner's HOME on a
+    shared engine) is left alone unless that folder is gone and its owner too.
     """
     from provisioner.runtime.select import available_runtimes
 
-    root = str(state_root())
-    orphans: list[tuple[str, Runtime, bool]] = []
-    seen: set[str] = set()
+    envs = state_root() / "envs"
+    rows: dict[str, Survey] = {}
     runtimes = available_runtimes()
     for runtime in runtimes:
         for found in runtime.environments():
-            seen.add(found.env_id)
-            record = load_record(found.env_id)
+            if not is_env_id(found.env_id):
+                continue  # not an id envctl makes: nothing of ours
+            state_dir = found.labels.get(f"{LABEL_PREFIX}state-dir", "")
+            mine = bool(state_dir) and Path(state_dir).parent == envs
+            record = load_record(found.env_id) if mine else None
             if record is not None:
-                if is_orphan(record):
-                    orphans.append((found.env_id, runtime, True))
-                continue
-            labels = found.labels
-            state_dir = labels.get(f"{LABEL_PREFIX}state-dir", "")
-            owner = int(labels.get(f"{LABEL_PREFIX}owner-pid", "0") or 0)
-            abandoned = (
-                not Path(state_dir).exists()
-                and labels.get(f"{LABEL_PREFIX}mode") != "up"
-                and not process_alive(owner)
-            )
-            if state_dir.startswith(root) or abandoned:
-                orphans.append((found.env_id, runtime, False))
+                orphan = is_orphan(record)
+            else:
+                owner = int(found.labels.get(f"{LABEL_PREFIX}owner-pid", "0") or 0)
+                orphan = mine or (
+                    not Path(state_dir).exists()
+                    and found.labels.get(f"{LABEL_PREFIX}mode") != "up"
+                    and not process_alive(owner)
+                )
+            rows[found.env_id] = Survey(found.env_id, runtime, record, found, mine, orphan)
     by_name = {runtime.name: runtime for runtime in runtimes}
     for env_id in all_env_ids():
-        record = load_record(env_id)
-        if env_id in seen or (record is not None and not is_orphan(record)):
+        if env_id in rows and rows[env_id].mine:
             continue
+        record = load_record(env_id)
+        # Its runtime answers and holds nothing of it: only the record is left.
         answering = by_name.get(record.runtime if record else "docker")
-        if answering is not None:  # its runtime answers, and has nothing left of it
-            orphans.append((env_id, answering, True))
-    return orphans
+        orphan = answering is not None and (record is None or is_orphan(record))
+        rows[env_id] = Survey(env_id, answering, record, None, True, orphan)
+    return [rows[env_id] for env_id in sorted(rows)]
+
+
+def find_orphans() -> list[tuple[str, Runtime, bool]]:
+    """Environments `gc` removes: (env_id, runtime, has a record in this state folder)."""
+    return [
+        (row.env_id, row.runtime, row.mine)
+        for row in survey()
+        if row.orphan and row.runtime is not None
+    ]
 
 
 def collect_garbage(notify: Notify = _quiet) -> list[str]:

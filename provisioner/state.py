@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,8 +17,32 @@ from typing import Any
 
 from provisioner.connection import Connection
 from provisioner.envfile import write_atomic
+from provisioner.errors import UsageError
 
 STATE_DIR_VARIABLE = "ENVCTL_STATE_DIR"
+# What Profile.env_id makes: a profile name (see profile._NAME), '-', 8 hex digits. An id names
+# a folder that envctl removes, so nothing else (no '/', no '..') may pass for one.
+ENV_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}-[0-9a-f]{8}$")
+
+
+def is_env_id(text: str) -> bool:
+    """Whether `text` has the shape of an environment id envctl makes."""
+    return ENV_ID.fullmatch(text) is not None
+
+
+def checked_env_id(env_id: str) -> str:
+    """`env_id` if it is one envctl could have made; UsageError otherwise."""
+    if not is_env_id(env_id):
+        raise UsageError(
+            f"'{env_id}' is not an environment id",
+            hint="name a profile (.yaml), a backup started with `envctl repro`, "
+            "or an id from `envctl status`",
+        )
+    return env_id
+
+
+def _env_folder(env_id: str) -> Path:
+    return state_root() / "envs" / checked_env_id(env_id)
 
 
 def state_root() -> Path:
@@ -31,7 +56,7 @@ def state_root() -> Path:
 
 def env_state_dir(env_id: str) -> Path:
     """The private (0700) folder of one environment; created on first use."""
-    folder = state_root() / "envs" / env_id
+    folder = _env_folder(env_id)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
     return folder
@@ -39,7 +64,7 @@ def env_state_dir(env_id: str) -> Path:
 
 def env_state_file(env_id: str, name: str) -> Path:
     """A file in the environment's state folder; unlike env_state_dir, creates nothing."""
-    return state_root() / "envs" / env_id / name
+    return _env_folder(env_id) / name
 
 
 @dataclass(frozen=True)
@@ -84,7 +109,7 @@ def save_record(record: EnvironmentRecord) -> None:
 
 def load_record(env_id: str) -> EnvironmentRecord | None:
     """The record of `env_id`, or None when there is none (or it is unreadable)."""
-    path = state_root() / "envs" / env_id / "state.json"
+    path = _env_folder(env_id) / "state.json"
     try:
         return EnvironmentRecord(**json.loads(path.read_text()))
     except (FileNotFoundError, ValueError, TypeError):
@@ -96,13 +121,21 @@ def all_env_ids() -> list[str]:
     folder = state_root() / "envs"
     if not folder.is_dir():
         return []
-    return sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
+    return sorted(
+        entry.name
+        for entry in folder.iterdir()
+        if is_env_id(entry.name) and entry.is_dir() and not entry.is_symlink()
+    )
 
 
 def forget(env_id: str) -> None:
-    """Remove the environment's state folder."""
+    """Remove the environment's state folder (never what a symlink in its place points to)."""
+    folder = _env_folder(env_id)
+    if folder.is_symlink():
+        folder.unlink()
+        return
     with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(state_root() / "envs" / env_id)
+        shutil.rmtree(folder)
 
 
 def process_alive(pid: int) -> bool:

@@ -1,0 +1,89 @@
+"""envctl touches only what is its own: ids it made, its own state folder's environments."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisioner.errors import UsageError
+from provisioner.state import checked_env_id, env_state_dir, forget, is_env_id
+from tests.conftest import envctl, write_profile
+
+PROFILE = "name: safety\npostgres:\n  version: '15'\nenv:\n  file: .env.test\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["../../victim", "..", ".", "/tmp/x-0123abcd", "a/b-0123abcd", "safety-0123ABCD", "", "x"],
+)
+def test_a_path_is_never_taken_for_an_environment_id(text: str) -> None:
+    assert not is_env_id(text)
+    with pytest.raises(UsageError, match="not an environment id"):
+        checked_env_id(text)
+    with pytest.raises(UsageError):
+        forget(text)
+
+
+def test_ids_envctl_makes_are_ids(tmp_path: Path) -> None:
+    from provisioner.profile import load_profile
+
+    profile = load_profile(write_profile(tmp_path, PROFILE))
+    assert is_env_id(profile.env_id)
+
+
+def test_forget_removes_a_symlink_in_its_place_not_what_it_points_to(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    (victim / "important").mkdir(parents=True)
+    folder = env_state_dir("safety-0123abcd")
+    folder.rmdir()
+    folder.symlink_to(victim)
+    forget("safety-0123abcd")
+    assert (victim / "important").is_dir()
+    assert not folder.exists()
+
+
+@pytest.mark.docker
+def test_down_of_a_path_like_id_removes_nothing(tmp_path: Path, docker: Any) -> None:
+    # The state folder's envs/ is tmp/envctl-state/envs: "../../victim" from there is tmp/victim,
+    # while from the working folder it names nothing, so it is taken as an id.
+    victim = tmp_path / "victim"
+    (victim / "important").mkdir(parents=True)
+    (victim / "important" / "data").write_text("precious")
+    cwd = tmp_path / "w" / "a" / "b"
+    cwd.mkdir(parents=True)
+
+    result = envctl("down", "../../victim", cwd=cwd)
+
+    assert result.returncode == 2, result.stderr
+    assert "not an environment id" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (victim / "important" / "data").read_text() == "precious"
+
+
+@pytest.mark.docker
+def test_gc_and_status_leave_another_state_folders_live_environment_alone(
+    tmp_path: Path, docker: Any, private_state: Path
+) -> None:
+    # state-b's path starts with state's: a string prefix test took it for ours.
+    other = Path(f"{private_state}-b")
+    profile = write_profile(tmp_path, PROFILE)
+    theirs = {**os.environ, "ENVCTL_STATE_DIR": str(other)}
+    started = envctl("up", str(profile), env=theirs)
+    assert started.returncode == 0, started.stderr
+    try:
+        collected = envctl("gc")
+        assert collected.returncode == 0, collected.stderr
+        listed = envctl("status", "--json")
+        assert listed.returncode == 0, listed.stderr
+        theirs_status = envctl("status", "--json", env=theirs)
+        assert json.loads(theirs_status.stdout)[0]["status"] == "running"
+        assert json.loads(listed.stdout) == []
+        assert "1 of other state folders not shown" in envctl("status").stderr
+    finally:
+        removed = envctl("down", str(profile), env=theirs)
+    assert removed.returncode == 0, removed.stderr
+    assert "removed container" in removed.stderr, removed.stderr
