@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from provisioner.connection import Connection, hide_secrets
 from provisioner.envfile import PRESETS, render_env
 from provisioner.errors import EnvctlError
+from provisioner.ports import port_free
 
 if TYPE_CHECKING:
     from provisioner.lifecycle import Environment
@@ -605,7 +605,7 @@ def _check_port(profile: Profile, running: Environment | None, client: Any) -> C
     if running is not None and running.port == port:
         return Check("port", True, f"port {port} is held by this profile's running environment")
     holder = _container_publishing(port) if client is not None else None
-    if holder is None and _port_free(host, port):
+    if holder is None and port_free(host, port):
         return Check("port", True, f"port {port} on {host} is free")
     who = f"container '{holder}'" if holder else "another process"
     stop = f"stop it (`docker stop {holder}`)" if holder else "stop it"
@@ -625,16 +625,6 @@ def _container_publishing(port: int) -> str | None:
         return DockerRuntime()._container_publishing(port)
     except (EnvctlError, EngineError):
         return None
-
-
-def _port_free(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _check_env_file(

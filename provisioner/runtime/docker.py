@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import io
 import shutil
-import socket
 import sys
 import tarfile
 import tempfile
@@ -22,6 +21,7 @@ from provisioner.errors import (
     PortInUseError,
     ProfileError,
 )
+from provisioner.ports import port_free
 from provisioner.runtime import (
     ENV_LABEL,
     LABEL_PREFIX,
@@ -281,13 +281,8 @@ class DockerRuntime(metaclass=_GuardedCalls):
             ) from None
 
     def _check_port_free(self, host: str, port: int) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind((host, port))
-                return
-            except OSError:
-                pass
+        if port_free(host, port):
+            return
         holder = self._container_publishing(port)
         who = f"container '{holder}'" if holder else "another process"
         raise PortInUseError(

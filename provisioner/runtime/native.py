@@ -20,7 +20,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -38,6 +37,7 @@ from provisioner.errors import (
     InfrastructureError,
     PortInUseError,
 )
+from provisioner.ports import free_port, port_free
 from provisioner.runtime import (
     ENV_LABEL,
     LABEL_PREFIX,
@@ -638,27 +638,8 @@ def _check_ssl(spec: ServerSpec, install: Install) -> None:
         )
 
 
-def _port_free(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # As Postgres itself binds: connections of a previous server in TIME_WAIT do not count.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 def _check_port_free(host: str, port: int) -> None:
-    if _port_free(host, port):
+    if port_free(host, port):
         return
     raise _port_in_use(host, port)
 
@@ -822,7 +803,7 @@ def _launch(
     `meanwhile` runs once, while the first server process starts."""
     attempts = 1 if spec.port is not None else PORT_ATTEMPTS
     for _ in range(attempts):
-        port = spec.port if spec.port is not None else _free_port(spec.bind_host)
+        port = spec.port if spec.port is not None else free_port(spec.bind_host)
         offset = layout.log.stat().st_size if layout.log.exists() else 0
         process = _spawn(spec, install, layout, user, port)
         state = replace(state, port=port, pid=process.pid)
@@ -835,7 +816,7 @@ def _launch(
         # It exited: a port taken between our probe and its bind is worth another try;
         # any other failure is for readiness to report, with the log.
         taken = "Address already in use" in _read_from(layout.log, offset)
-        if not (taken or not _port_free(spec.bind_host, port)):
+        if not (taken or not port_free(spec.bind_host, port)):
             return state
         process.wait()
         _started.pop(spec.env_id, None)

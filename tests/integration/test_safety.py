@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +88,17 @@ def test_gc_and_status_leave_another_state_folders_live_environment_alone(
         removed = envctl("down", str(profile), env=theirs)
     assert removed.returncode == 0, removed.stderr
     assert "removed container" in removed.stderr, removed.stderr
+
+
+@pytest.mark.docker
+def test_run_twice_in_a_row_on_a_fixed_port(tmp_path: Path, docker: Any) -> None:
+    from provisioner.ports import free_port
+
+    port = free_port("127.0.0.1")
+    profile = write_profile(
+        tmp_path, PROFILE.replace("  version: '15'\n", f"  version: '15'\n  port: {port}\n")
+    )
+    script = "import psycopg, os; psycopg.connect(os.environ['DATABASE_URL']).close()"
+    for attempt in range(2):
+        result = envctl("run", str(profile), "--", sys.executable, "-c", script)
+        assert result.returncode == 0, f"run {attempt + 1}: {result.stderr}"
