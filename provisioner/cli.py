@@ -94,10 +94,12 @@ def _main(
 @reports_errors
 def validate(profiles: Annotated[list[Path], typer.Argument(help="Profiles to check.")]) -> None:
     """Check profiles without starting anything (no Docker needed)."""
+    from provisioner.envfile import check_files
     from provisioner.profile import load_profile
 
     for path in profiles:
         profile = load_profile(path)
+        check_files(profile)
         pg = profile.postgres
         say(
             f"ok: {path} (name {profile.name}, Postgres {pg.version}, port {pg.port}, "

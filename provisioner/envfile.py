@@ -11,13 +11,18 @@ import json
 import os
 import re
 import shlex
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provisioner.connection import Connection
-from provisioner.errors import InfrastructureError
+from provisioner.errors import InfrastructureError, ProfileError
+
+if TYPE_CHECKING:
+    from provisioner.profile import Profile
 
 LIBPQ = {
     "PGHOST": "{host}",
@@ -76,6 +81,69 @@ _OPTIONAL_FIELDS = ("{sslrootcert}", "{sslcert}", "{sslkey}")
 _MARKER = "# envctl: managed variables below are restored when the environment is removed"
 _ASSIGNMENT = re.compile(r"^(\s*(?:export\s+)?)([A-Za-z_][A-Za-z0-9_]*)(\s*=)")
 _BARE_VALUE = re.compile(r"^[A-Za-z0-9_./:@%+,=?&-]*$")
+
+
+def check_files(profile: Profile) -> None:
+    """Refuse, before anything starts, a profile whose env file envctl must not write."""
+    if profile.env_file is None:
+        return
+    protected = [profile.path] if profile.path else []
+    seeds = [item.path for item in profile.postgres.seed if item.path]
+    protected += [(profile.folder / path).resolve() for path in seeds]
+    where = f"{profile.path}: " if profile.path else ""
+    try:
+        check_target(profile.env_file, protected)
+    except ProfileError as exc:
+        raise ProfileError(where + exc.message, hint=exc.hint) from None
+
+
+def check_target(target: Path, protected: Iterable[Path], key: str = "env.file") -> None:
+    """Refuse an env file envctl must not merge into: not a regular file, one of `protected`
+    (the profile, its seeds), or an existing file that is not a dotenv file."""
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ProfileError(f"{key}: {target} cannot be read ({exc.strerror})") from None
+    fix = "point env.file at a dotenv file of its own, e.g. .env.test"
+    if not stat.S_ISREG(info.st_mode):
+        raise ProfileError(f"{key}: {target} is not a regular file", hint=fix)
+    for path in protected:
+        with contextlib.suppress(OSError):
+            if os.path.samefile(target, path):
+                raise ProfileError(f"{key}: {target} is {path}, which envctl reads", hint=fix)
+    try:
+        text = target.read_bytes().decode("utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise ProfileError(f"{key}: {target} cannot be read ({exc.strerror})") from None
+    line = first_foreign_line(text)
+    if line is not None:
+        raise ProfileError(
+            f"{key}: {target} line {line} is not a dotenv line (KEY=value, a comment or blank): "
+            "envctl merges its variables only into dotenv files",
+            hint=fix,
+        )
+
+
+def first_foreign_line(text: str) -> int | None:
+    """The number of the first line that no dotenv reader takes as such, or None."""
+    quote = ""  # the quote of a value that goes on over lines
+    for number, line in enumerate(text.splitlines(), start=1):
+        if quote:
+            if line.rstrip().endswith(quote):
+                quote = ""
+            continue
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _ASSIGNMENT.match(line)
+        if match is None:
+            return number
+        value = line[match.end() :].strip()
+        if value[:1] in ("'", '"') and not (len(value) > 1 and value.endswith(value[0])):
+            quote = value[0]
+    return None
 
 
 def render_env(

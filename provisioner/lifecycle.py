@@ -30,7 +30,7 @@ from provisioner.cache import (
 )
 from provisioner.cache import enabled as cache_enabled
 from provisioner.connection import Connection
-from provisioner.envfile import EnvFileGuard, render_env, write_atomic
+from provisioner.envfile import EnvFileGuard, check_files, render_env, write_atomic
 from provisioner.errors import (
     AlreadyRunningError,
     EnvctlError,
@@ -152,6 +152,7 @@ def up(
     notify: Notify = _quiet,
 ) -> Environment:
     """Start `profile`'s environment and return it once it accepts connections."""
+    check_files(profile)
     runtime = runtime or open_runtime(profile, runtime_override, notify)
     env_id = profile.env_id
     _claim(profile, runtime, notify)
