@@ -203,11 +203,15 @@ def merge_env(existing: str, variables: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+def write_atomic(
+    path: Path, data: bytes, mode: int = 0o600, owner: tuple[int, int] | None = None
+) -> None:
     """Replace `path` with `data` so that readers see the old or the new file, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".envctl-tmp", dir=path.parent)
     try:
+        if owner is not None and owner != (os.geteuid(), os.getegid()):
+            os.fchown(fd, *owner)
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -227,6 +231,36 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _put(
+    target: Path,
+    data: bytes,
+    info: os.stat_result | None,
+    mode: int | None = None,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """Write a user's file keeping its owner, group, mode and hard links.
+
+    A file with other hard links is rewritten in place (a rename would split it from them);
+    its backup is already synced, so a crash midway loses nothing.
+    """
+    if info is not None and info.st_nlink > 1:
+        if mode is None:
+            os.chmod(target, info.st_mode & 0o7770)
+        with open(target, "r+b") as handle:
+            handle.write(data)
+            handle.truncate()
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(target, mode)
+        return
+    if info is not None:
+        # While it holds the password, nobody but its owner and group reads it.
+        mode = info.st_mode & 0o7770 if mode is None else mode
+        owner = (info.st_uid, info.st_gid) if owner is None else owner
+    write_atomic(target, data, mode=0o600 if mode is None else mode, owner=owner)
 
 
 @dataclass(frozen=True)
@@ -252,19 +286,24 @@ class EnvFileGuard:
         """Merge `variables` into `target`, saving the original first."""
         try:
             original = target.read_bytes()
-            mode: int | None = target.stat().st_mode & 0o7777
+            info: os.stat_result | None = target.stat()
         except FileNotFoundError:
-            original, mode = b"", None
+            original, info = b"", None
         except OSError as exc:
             raise InfrastructureError(f"{target}: cannot be read ({exc.strerror})") from None
         if not self.record.exists():
-            if mode is not None:
+            if info is not None:
                 write_atomic(self.backup, original)
-            record = {"path": str(target), "existed": mode is not None, "mode": mode}
+            record = {
+                "path": str(target),
+                "existed": info is not None,
+                "mode": info.st_mode & 0o7777 if info else None,
+                "owner": [info.st_uid, info.st_gid] if info else None,
+            }
             write_atomic(self.record, json.dumps(record).encode())
         merged = merge_env(original.decode("utf-8", errors="surrogateescape"), variables)
         try:
-            write_atomic(target, merged.encode("utf-8", errors="surrogateescape"))
+            _put(target, merged.encode("utf-8", errors="surrogateescape"), info)
         except OSError as exc:
             raise InfrastructureError(f"{target}: cannot be written ({exc.strerror})") from None
 
@@ -276,7 +315,12 @@ class EnvFileGuard:
             return None
         target = Path(record["path"])
         if record["existed"]:
-            write_atomic(target, self.backup.read_bytes(), mode=record["mode"])
+            try:
+                info: os.stat_result | None = target.stat()
+            except FileNotFoundError:
+                info = None
+            owner = record.get("owner")
+            _put(target, self.backup.read_bytes(), info, record["mode"], owner and tuple(owner))
         else:
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()

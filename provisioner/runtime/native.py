@@ -251,7 +251,7 @@ class NativeRuntime:
                 f"{LABEL_PREFIX}mode": record.mode,
                 f"{LABEL_PREFIX}owner-pid": str(record.owner_pid),
                 f"{LABEL_PREFIX}runtime": self.name,
-                f"{LABEL_PREFIX}state-dir": str(env_state_file(env_id, "").parent),
+                f"{LABEL_PREFIX}state-dir": str(env_state_file(env_id, "state.json").parent),
             }
             resources: tuple[str, ...] = ()
             if state is not None:

@@ -55,6 +55,7 @@ def test_up_writes_a_matching_env_file_and_down_restores_it(
 ) -> None:
     env_file = tmp_path / ".env.test"
     env_file.write_bytes(ORIGINAL_ENV)
+    env_file.chmod(0o644)
     profile = write_profile(tmp_path, profile_text(major, settings={"work_mem": "8MB"}))
 
     started = envctl("up", str(profile))
@@ -62,7 +63,7 @@ def test_up_writes_a_matching_env_file_and_down_restores_it(
     assert "ready on 127.0.0.1:" in started.stderr
     values = {k: v or "" for k, v in dotenv_values(env_file).items()}
     assert values["API_KEY"] == "keep-me"
-    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert env_file.stat().st_mode & 0o777 == 0o640  # 0644 less others: it holds the password
     assert values["PGPASSWORD"] not in started.stderr  # masked in normal output
     assert values["DB_PORT"] == values["PGPORT"] != "5432"
 

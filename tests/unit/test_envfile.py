@@ -140,7 +140,7 @@ def test_existing_env_file_is_restored_byte_for_byte(tmp_path: Path) -> None:
     guard = EnvFileGuard(tmp_path / "state")
     (tmp_path / "state").mkdir()
     guard.write(target, {"DATABASE_URL": "postgresql://x", "PGPORT": "1"})
-    assert target.stat().st_mode & 0o777 == 0o600
+    assert target.stat().st_mode & 0o777 == 0o640  # its own mode, never readable by others
     assert b"DATABASE_URL=postgresql://x" in target.read_bytes()
     assert b"OTHER=\xff\xfe raw bytes" in target.read_bytes()
     assert guard.backup.stat().st_mode & 0o777 == 0o600

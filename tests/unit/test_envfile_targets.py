@@ -72,3 +72,62 @@ def test_a_dotenv_file_is_accepted(tmp_path: Path) -> None:
 )
 def test_first_foreign_line(text: str, line: int | None) -> None:
     assert first_foreign_line(text) == line
+
+
+def test_owner_mode_and_hard_links_survive_write_and_restore(tmp_path: Path) -> None:
+    from provisioner.envfile import EnvFileGuard
+
+    target = tmp_path / ".env.test"
+    original = b"# mine\nAPI_KEY=keep\n"
+    target.write_bytes(original)
+    os.chmod(target, 0o640)
+    if os.geteuid() == 0:
+        os.chown(target, 1000, 1000)
+    link = tmp_path / "linked.env"
+    os.link(target, link)
+    before = target.stat()
+    state = tmp_path / "state"
+    state.mkdir()
+    guard = EnvFileGuard(state)
+
+    guard.write(target, {"DATABASE_URL": "postgresql://x"})
+    during = target.stat()
+    assert b"DATABASE_URL=postgresql://x" in link.read_bytes()  # still one file
+    assert (during.st_ino, during.st_mode, during.st_uid, during.st_gid) == (
+        before.st_ino,
+        before.st_mode,
+        before.st_uid,
+        before.st_gid,
+    )
+
+    guard.restore()
+    after = target.stat()
+    assert target.read_bytes() == original == link.read_bytes()
+    assert (after.st_ino, after.st_mode, after.st_uid, after.st_gid) == (
+        before.st_ino,
+        before.st_mode,
+        before.st_uid,
+        before.st_gid,
+    )
+
+
+def test_owner_and_mode_survive_without_hard_links(tmp_path: Path) -> None:
+    from provisioner.envfile import EnvFileGuard
+
+    target = tmp_path / ".env.test"
+    target.write_bytes(b"A=1\n")
+    os.chmod(target, 0o640)
+    if os.geteuid() == 0:
+        os.chown(target, 1000, 1000)
+    before = target.stat()
+    state = tmp_path / "state"
+    state.mkdir()
+    guard = EnvFileGuard(state)
+    guard.write(target, {"B": "2"})
+    for current in (target.stat(), (guard.restore(), target.stat())[1]):
+        assert (current.st_mode, current.st_uid, current.st_gid) == (
+            before.st_mode,
+            before.st_uid,
+            before.st_gid,
+        )
+    assert target.read_bytes() == b"A=1\n"
