@@ -23,7 +23,7 @@ from tests.conftest import ROOT, envctl, leftovers, write_profile
 
 pytestmark = pytest.mark.docker
 
-ORIGINAL = b"# keep me\nDATABASE_URL=postgresql://mine\n\xe2\x9c\x93 odd bytes\n"
+ORIGINAL = b"# keep me\nDATABASE_URL=postgresql://mine\nODD=\xe2\x9c\x93 odd bytes\n"
 SLOW_SEED = "  seed:\n    - sql: SELECT pg_sleep(2)\n"
 
 
