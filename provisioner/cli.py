@@ -198,10 +198,15 @@ def status(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    others = f" ({hidden} of other state folders not shown)" if hidden else ""
     if not rows:
-        say(f"no environments{others}")
-        return
+        say("no environments")
+    else:
+        _print_status_table(rows)
+    if hidden:
+        say(f"{hidden} environment(s) of other state folders not shown")
+
+
+def _print_status_table(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table("id", "runtime", "mode", "status", "port", "profile")
@@ -216,8 +221,6 @@ def status(
             str(row["profile"] or "-"),
         )
     _console().print(table)
-    if hidden:
-        say(f"{hidden} environment(s) of other state folders not shown")
 
 
 @app.command()

@@ -97,30 +97,26 @@ def check_files(profile: Profile) -> None:
         raise ProfileError(where + exc.message, hint=exc.hint) from None
 
 
-def check_target(target: Path, protected: Iterable[Path], key: str = "env.file") -> None:
+def check_target(target: Path, protected: Iterable[Path]) -> None:
     """Refuse an env file envctl must not merge into: not a regular file, one of `protected`
     (the profile, its seeds), or an existing file that is not a dotenv file."""
+    fix = "point env.file at a dotenv file of its own, e.g. .env.test"
     try:
-        info = os.stat(target)
+        if not stat.S_ISREG(os.stat(target).st_mode):
+            raise ProfileError(f"env.file: {target} is not a regular file", hint=fix)
+        text = target.read_bytes().decode("utf-8", errors="surrogateescape")
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise ProfileError(f"{key}: {target} cannot be read ({exc.strerror})") from None
-    fix = "point env.file at a dotenv file of its own, e.g. .env.test"
-    if not stat.S_ISREG(info.st_mode):
-        raise ProfileError(f"{key}: {target} is not a regular file", hint=fix)
+        raise ProfileError(f"env.file: {target} cannot be read ({exc.strerror})") from None
     for path in protected:
         with contextlib.suppress(OSError):
             if os.path.samefile(target, path):
-                raise ProfileError(f"{key}: {target} is {path}, which envctl reads", hint=fix)
-    try:
-        text = target.read_bytes().decode("utf-8", errors="surrogateescape")
-    except OSError as exc:
-        raise ProfileError(f"{key}: {target} cannot be read ({exc.strerror})") from None
+                raise ProfileError(f"env.file: {target} is {path}, which envctl reads", hint=fix)
     line = first_foreign_line(text)
     if line is not None:
         raise ProfileError(
-            f"{key}: {target} line {line} is not a dotenv line (KEY=value, a comment or blank): "
+            f"env.file: {target} line {line} is not a dotenv line (KEY=value, a comment or blank): "
             "envctl merges its variables only into dotenv files",
             hint=fix,
         )
@@ -245,21 +241,18 @@ def _put(
     A file with other hard links is rewritten in place (a rename would split it from them);
     its backup is already synced, so a crash midway loses nothing.
     """
-    if info is not None and info.st_nlink > 1:
-        if mode is None:
-            os.chmod(target, info.st_mode & 0o7770)
-        with open(target, "r+b") as handle:
-            handle.write(data)
-            handle.truncate()
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(target, mode)
-        return
     if info is not None:
         # While it holds the password, nobody but its owner and group reads it.
         mode = info.st_mode & 0o7770 if mode is None else mode
         owner = (info.st_uid, info.st_gid) if owner is None else owner
+        if info.st_nlink > 1:
+            os.chmod(target, mode)  # before the data: the password is never readable by others
+            with open(target, "r+b") as handle:
+                handle.write(data)
+                handle.truncate()
+                handle.flush()
+                os.fsync(handle.fileno())
+            return
     write_atomic(target, data, mode=0o600 if mode is None else mode, owner=owner)
 
 
