@@ -7,6 +7,7 @@ fsynced *before* the file changes, so a crash at any point can be recovered from
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from provisioner.connection import Connection
 from provisioner.errors import InfrastructureError, ProfileError
@@ -278,46 +279,136 @@ class EnvFileGuard:
     def write(self, target: Path, variables: Mapping[str, str]) -> None:
         """Merge `variables` into `target`, saving the original first."""
         try:
-            original = target.read_bytes()
+            current = target.read_bytes()
             info: os.stat_result | None = target.stat()
         except FileNotFoundError:
-            original, info = b"", None
+            current, info = b"", None
         except OSError as exc:
             raise InfrastructureError(f"{target}: cannot be read ({exc.strerror})") from None
-        if not self.record.exists():
+        record = self._load()
+        if record is None:
             if info is not None:
-                write_atomic(self.backup, original)
+                write_atomic(self.backup, current)
             record = {
                 "path": str(target),
                 "existed": info is not None,
                 "mode": info.st_mode & 0o7777 if info else None,
                 "owner": [info.st_uid, info.st_gid] if info else None,
             }
-            write_atomic(self.record, json.dumps(record).encode())
-        merged = merge_env(original.decode("utf-8", errors="surrogateescape"), variables)
+        merged = merge_env(current.decode("utf-8", errors="surrogateescape"), variables)
+        data = merged.encode("utf-8", errors="surrogateescape")
+        # What envctl wrote, before it writes it: `restore` tells the user's edits from it. The
+        # previous digest stays valid too, in case envctl stops between the record and the file.
+        record["managed"] = sorted({*record.get("managed", []), *variables})
+        record["written"] = [*record.get("written", [])[-1:], _digest(data)]
+        write_atomic(self.record, json.dumps(record).encode())
         try:
-            _put(target, merged.encode("utf-8", errors="surrogateescape"), info)
+            _put(target, data, info)
         except OSError as exc:
             raise InfrastructureError(f"{target}: cannot be written ({exc.strerror})") from None
 
-    def restore(self) -> Path | None:
-        """Put the env file back as it was; return its path, or None if nothing was recorded."""
+    def _load(self) -> dict[str, Any] | None:
         try:
-            record = json.loads(self.record.read_text())
+            record: dict[str, Any] = json.loads(self.record.read_text())
         except (FileNotFoundError, ValueError):
             return None
+        return record
+
+    def restore(self) -> Restored | None:
+        """Put the env file back as it was, or None if nothing was recorded.
+
+        Untouched since envctl wrote it, the file comes back byte for byte (or goes, if envctl
+        created it). Edited meanwhile, the user's edits stay: envctl takes out only the lines of
+        the variables it manages and puts back the original's lines for them.
+        """
+        record = self._load()
+        if record is None:
+            return None
         target = Path(record["path"])
-        if record["existed"]:
-            try:
-                info: os.stat_result | None = target.stat()
-            except FileNotFoundError:
-                info = None
+        original = self.backup.read_bytes() if record["existed"] else b""
+        try:
+            info: os.stat_result | None = target.stat()
+            current: bytes | None = target.read_bytes()
+        except FileNotFoundError:
+            info, current = None, None
+        kept = 0
+        data: bytes | None = original if record["existed"] else None
+        # A record without digests (an older envctl's) gives the original back as it was.
+        written = record.get("written")
+        if current is not None and written is not None and _digest(current) not in written:
+            text, kept = unmerge_env(
+                original.decode("utf-8", errors="surrogateescape"),
+                current.decode("utf-8", errors="surrogateescape"),
+                record.get("managed", []),
+            )
+            data = text.encode("utf-8", errors="surrogateescape")
+            if not record["existed"] and not text.strip():
+                data = None
+        if data is not None:
             owner = record.get("owner")
-            _put(target, self.backup.read_bytes(), info, record["mode"], owner and tuple(owner))
+            mode = record["mode"] if record["existed"] else 0o600
+            _put(target, data, info, mode, owner and tuple(owner))
         else:
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
         with contextlib.suppress(FileNotFoundError):
             self.backup.unlink()
         self.record.unlink()
-        return target
+        return Restored(target, kept)
+
+
+@dataclass(frozen=True)
+class Restored:
+    """An env file put back; `kept` counts the lines of the user's own edits that stayed."""
+
+    path: Path
+    kept: int = 0
+
+    def __str__(self) -> str:
+        if not self.kept:
+            return f"restored {self.path}"
+        return (
+            f"restored {self.path}, keeping the {self.kept} line(s) you added or changed while "
+            "it was up (envctl's variables were taken out)"
+        )
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def unmerge_env(original: str, current: str, managed: Iterable[str]) -> tuple[str, int]:
+    """`current` with envctl's variables taken out and the original's lines for them put back.
+
+    Returns the text and how many of its lines are the user's own edits (in neither the
+    original nor what envctl wrote). A managed variable is envctl's while it is up, so a value
+    the user gave one meanwhile does not stay.
+    """
+    names = set(managed)
+    theirs: dict[str, list[str]] = {}
+    for line in original.splitlines(keepends=True):
+        match = _ASSIGNMENT.match(line)
+        if match and match.group(2) in names:
+            theirs.setdefault(match.group(2), []).append(line)
+    base = set(original.splitlines())
+    out: list[str] = []
+    kept = 0
+    for line in current.splitlines(keepends=True):
+        match = _ASSIGNMENT.match(line)
+        if match and match.group(2) in names:
+            out.extend(theirs.pop(match.group(2), []))
+            continue
+        if line.rstrip("\n") == _MARKER and _MARKER not in base:
+            continue
+        if line.rstrip("\n") not in base:
+            kept += 1
+        out.append(line)
+    for lines in theirs.values():  # the user deleted envctl's line: the original's comes back
+        if out and not out[-1].endswith("\n"):
+            out[-1] += "\n"
+        out.extend(lines)
+    text = "".join(out)
+    # merge_env ended an original's unterminated last line to append below it.
+    if original and not original.endswith("\n") and text.endswith(original.splitlines()[-1] + "\n"):
+        text = text[:-1]
+    return text, kept

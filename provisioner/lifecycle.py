@@ -170,11 +170,46 @@ def up(
     )
     save_record(record)
     try:
+        _refuse_shared_env_file(record)
         return _start(profile, record, runtime, state_dir, notify)
     except BaseException:
         # Whatever stopped us (an error, a signal), nothing of this environment stays.
         _teardown(env_id, runtime)
         raise
+
+
+def _refuse_shared_env_file(mine: EnvironmentRecord) -> None:
+    """Refuse a second environment writing the env file another one holds.
+
+    Both would merge into it and each `down` would put back what it saw before: the second
+    one's "original" is the first one's variables, so the user's own file would be lost.
+    Checked once this environment's record is saved, so that of two starting at once the
+    later one (by start time, then id) gives way whichever checks first.
+    """
+    if mine.env_file is None:
+        return
+    for env_id in all_env_ids():
+        other = load_record(env_id)
+        if other is None or env_id == mine.env_id or other.env_file is None:
+            continue
+        if not _same_file(other.env_file, mine.env_file):
+            continue
+        if (other.created, other.env_id) > (mine.created, mine.env_id):
+            continue
+        name = other.profile or other.name
+        fix = "`envctl gc`" if is_orphan(other) else f"`envctl down {name}`"
+        raise AlreadyRunningError(
+            f"env.file {mine.env_file} is already written by the environment of {name} "
+            f"({other.env_id}): a second one would lose the file you had before",
+            hint=f"remove that one first ({fix}), or give this profile its own env.file",
+        )
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
 
 
 def _start(
@@ -586,7 +621,7 @@ def _teardown(env_id: str, runtime: Runtime) -> list[str]:
         failure = None
     restored = EnvFileGuard(env_state_dir(env_id)).restore()
     if restored is not None:
-        removed.append(f"restored {restored}")
+        removed.append(str(restored))
     certificates = _remove_certificates(record)
     if certificates is not None:
         removed.append(certificates)

@@ -102,3 +102,43 @@ def test_run_twice_in_a_row_on_a_fixed_port(tmp_path: Path, docker: Any) -> None
     for attempt in range(2):
         result = envctl("run", str(profile), "--", sys.executable, "-c", script)
         assert result.returncode == 0, f"run {attempt + 1}: {result.stderr}"
+
+
+@pytest.mark.docker
+def test_a_second_profile_on_the_same_env_file_is_refused(tmp_path: Path, docker: Any) -> None:
+    original = b"# mine\nAPP_MODE=test\nDATABASE_URL=postgres://keep@db/mine\n"
+    (tmp_path / ".env.test").write_bytes(original)
+    write_profile(tmp_path, PROFILE.replace("name: safety", "name: first"), "a.yaml")
+    write_profile(tmp_path, PROFILE.replace("name: safety", "name: second"), "b.yaml")
+
+    assert envctl("up", "a.yaml", cwd=tmp_path).returncode == 0
+    try:
+        held = (tmp_path / ".env.test").read_bytes()
+        second = envctl("up", "b.yaml", cwd=tmp_path)
+        assert second.returncode == 3, second.stderr
+        assert "already written by the environment of" in second.stderr
+        assert "a.yaml" in second.stderr and "envctl down" in second.stderr
+        assert (tmp_path / ".env.test").read_bytes() == held
+        # The refused start left nothing: no record, no container of its own.
+        status = envctl("status", "--json", cwd=tmp_path)
+        names = [env["name"] for env in json.loads(status.stdout)]
+        assert names == ["first"], status.stdout
+    finally:
+        down = envctl("down", "a.yaml", cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert (tmp_path / ".env.test").read_bytes() == original
+
+
+@pytest.mark.docker
+def test_down_keeps_the_lines_a_user_added_while_up(tmp_path: Path, docker: Any) -> None:
+    original = b"APP_MODE=test\nDATABASE_URL=postgres://keep@db/mine\n"
+    env_file = tmp_path / ".env.test"
+    env_file.write_bytes(original)
+    write_profile(tmp_path, PROFILE)
+    assert envctl("up", "profile.yaml", cwd=tmp_path).returncode == 0
+    with env_file.open("a") as handle:
+        handle.write("FEATURE_FLAG=on\n")
+    down = envctl("down", "profile.yaml", cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert "keeping the 1 line(s) you added or changed" in down.stderr
+    assert env_file.read_bytes() == original + b"FEATURE_FLAG=on\n"

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -146,7 +147,7 @@ def test_existing_env_file_is_restored_byte_for_byte(tmp_path: Path) -> None:
     assert guard.backup.stat().st_mode & 0o777 == 0o600
     # A second write (e.g. a restart) must not overwrite the backup of the original.
     guard.write(target, {"DATABASE_URL": "postgresql://y"})
-    assert guard.restore() == target
+    assert str(guard.restore()) == f"restored {target}"
     assert target.read_bytes() == original
     assert target.stat().st_mode & 0o777 == 0o640
     assert not guard.record.exists() and not guard.backup.exists()
@@ -228,3 +229,63 @@ def test_write_atomic_cleans_up_when_the_rename_fails(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write_atomic(target, b"secret")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in-the-way"]
+
+
+def _up_then(tmp_path: Path, original: bytes | None, edit: Any) -> tuple[Path, Any]:
+    """Write an env file as `up` does, let `edit` change it, restore it as `down` does."""
+    target = tmp_path / ".env.test"
+    if original is not None:
+        target.write_bytes(original)
+    state = tmp_path / "state"
+    state.mkdir()
+    guard = EnvFileGuard(state)
+    guard.write(target, {"DATABASE_URL": "postgres://envctl@127.0.0.1:5/test", "PGPORT": "5"})
+    edit(target)
+    return target, guard.restore()
+
+
+def test_an_edit_keeps_the_users_lines_and_takes_out_envctls(tmp_path: Path) -> None:
+    original = b"# app\nDATABASE_URL=postgres://mine\nAPP=1\n"
+
+    def edit(target: Path) -> None:
+        text = target.read_text().replace("APP=1\n", "APP=2\nNEW=x\n")
+        target.write_text(text.replace("PGPORT=5", "PGPORT=6"))
+
+    target, restored = _up_then(tmp_path, original, edit)
+    assert target.read_bytes() == b"# app\nDATABASE_URL=postgres://mine\nAPP=2\nNEW=x\n"
+    assert restored.kept == 2
+    assert "keeping the 2 line(s)" in str(restored)
+
+
+def test_an_edit_of_a_file_envctl_created_keeps_only_the_users_lines(tmp_path: Path) -> None:
+    def edit(target: Path) -> None:
+        target.write_text(target.read_text() + "MINE=1\n")
+
+    target, restored = _up_then(tmp_path, None, edit)
+    assert target.read_text() == "MINE=1\n"
+    assert restored.kept == 1
+
+
+def test_a_deleted_line_of_envctls_brings_back_the_original(tmp_path: Path) -> None:
+    original = b"DATABASE_URL=postgres://mine\nAPP=1"  # no newline at the end
+
+    def edit(target: Path) -> None:
+        lines = target.read_text().splitlines(keepends=True)
+        target.write_text("".join(x for x in lines if not x.startswith("DATABASE_URL")) + "N=1\n")
+
+    target, restored = _up_then(tmp_path, original, edit)
+    assert target.read_bytes() == b"APP=1\nN=1\nDATABASE_URL=postgres://mine\n"
+    assert restored.kept == 1
+
+
+def test_no_edit_comes_back_byte_for_byte_even_without_a_final_newline(tmp_path: Path) -> None:
+    original = b"APP=1\r\nODD=\xe2\x9c\x93"
+    target, restored = _up_then(tmp_path, original, lambda target: None)
+    assert target.read_bytes() == original
+    assert restored.kept == 0 and str(restored) == f"restored {target}"
+
+
+def test_a_file_envctl_created_and_the_user_emptied_is_removed(tmp_path: Path) -> None:
+    target, restored = _up_then(tmp_path, None, lambda target: target.write_text("\n"))
+    assert restored.kept == 0
+    assert not target.exists()
