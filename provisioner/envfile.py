@@ -88,7 +88,7 @@ def check_files(profile: Profile) -> None:
     """Refuse, before anything starts, a profile whose env file envctl must not write."""
     if profile.env_file is None:
         return
-    protected = [profile.path] if profile.path else []
+    protected = [*profile.sources] or ([profile.path] if profile.path else [])
     seeds = [item.path for item in profile.postgres.seed if item.path]
     protected += [(profile.folder / path).resolve() for path in seeds]
     where = f"{profile.path}: " if profile.path else ""

@@ -416,6 +416,8 @@ class Profile(_Strict):
     env: EnvConfig = Field(default_factory=EnvConfig)
     test: TestConfig = Field(default_factory=TestConfig)
     path: Path | None = Field(default=None, exclude=True)
+    # The profile's file and its `extends:` bases: files envctl reads, never writes.
+    sources: tuple[Path, ...] = Field(default=(), exclude=True)
 
     @field_validator("name")
     @classmethod
@@ -471,7 +473,8 @@ def _validate(source: ProfileSource) -> Profile:
         raise _profile_error(exc, source) from None
     except RecursionError:
         raise ProfileError(f"{source.path}: the document nests too deeply") from None
-    return profile.model_copy(update={"path": source.path.resolve()})
+    sources = tuple(document.path.resolve() for document in source.documents)
+    return profile.model_copy(update={"path": source.path.resolve(), "sources": sources})
 
 
 def _default_name(path: Path) -> str:

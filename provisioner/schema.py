@@ -55,7 +55,8 @@ def schema_text() -> str:
 
 def _profile_keys(schema: dict[str, Any]) -> None:
     properties = schema["properties"]
-    properties.pop("path")  # set by the loader, never written in a file
+    for key in ("path", "sources"):  # set by the loader, never written in a file
+        properties.pop(key)
     schema["required"] = [key for key in schema.get("required", []) if key != "name"]
     if not schema["required"]:
         schema.pop("required")  # the name defaults to the file's name

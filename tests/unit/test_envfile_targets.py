@@ -19,7 +19,7 @@ def _profile(folder: Path, env_file: str, seed: str | None = None) -> Path:
 
 
 @pytest.mark.parametrize("command", ["validate", "up"])
-@pytest.mark.parametrize("kind", ["fifo", "device", "profile", "seed", "python", "folder"])
+@pytest.mark.parametrize("kind", ["fifo", "device", "profile", "base", "seed", "python", "folder"])
 def test_an_env_file_envctl_must_not_write_is_refused(
     tmp_path: Path, command: str, kind: str
 ) -> None:
@@ -31,6 +31,10 @@ def test_an_env_file_envctl_must_not_write_is_refused(
         env_file = "/dev/null"
     elif kind == "profile":
         env_file = "profile.yaml"
+    elif kind == "base":
+        # A base of only comments is a dotenv file too: it is refused as a file envctl reads.
+        (tmp_path / "base.yaml").write_text("# shared by every profile\n")
+        env_file = "base.yaml"
     elif kind == "seed":
         (tmp_path / "seed.sql").write_text("CREATE TABLE t (id int);\n")
         seed, env_file = "seed.sql", "seed.sql"
@@ -41,6 +45,8 @@ def test_an_env_file_envctl_must_not_write_is_refused(
         (tmp_path / "dir").mkdir()
         env_file = "dir"
     profile = _profile(tmp_path, env_file, seed)
+    if kind == "base":
+        profile.write_text("extends: base.yaml\n" + profile.read_text())
     before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
 
     result = envctl(command, str(profile), cwd=tmp_path)
