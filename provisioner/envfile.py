@@ -343,7 +343,7 @@ class EnvFileGuard:
             )
             data = text.encode("utf-8", errors="surrogateescape")
             if not record["existed"] and not text.strip():
-                data = None
+                data, kept = None, 0
         if data is not None:
             owner = record.get("owner")
             mode = record["mode"] if record["existed"] else 0o600
