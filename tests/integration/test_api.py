@@ -24,8 +24,6 @@ from provisioner.lifecycle import down, up
 from provisioner.profile import load_profile
 from tests.conftest import ROOT, leftovers, write_profile
 
-pytestmark = pytest.mark.docker
-
 SAMPLE = ROOT / "tests" / "sample_project"
 SEEDED = """\
 name: api

@@ -16,8 +16,6 @@ from provisioner.lifecycle import environment, up
 from provisioner.profile import load_profile
 from tests.conftest import envctl, remove_cache_entries, write_profile
 
-pytestmark = pytest.mark.docker
-
 SEED = "CREATE TABLE items AS SELECT n, md5(n::text) AS h FROM generate_series(1, 2000) AS n;\n"
 
 

@@ -11,9 +11,8 @@ import pytest
 
 from provisioner.lifecycle import environment, find
 from provisioner.profile import load_profile
+from provisioner.runtime.binaries import Install
 from tests.conftest import envctl, write_profile
-
-pytestmark = pytest.mark.docker
 
 
 def test_inspect_describes_a_real_backup_as_json(
@@ -110,7 +109,7 @@ def test_the_port_binds_to_loopback_and_a_wider_bind_is_warned_about(
 
 
 def test_the_quickstart_runs_without_docker_on_the_pip_installed_postgres(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_18: Install
 ) -> None:
     import shutil
 

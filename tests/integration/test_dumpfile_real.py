@@ -44,9 +44,7 @@ TOC_COUNTS = {
 
 
 def dumps_of(real_dumps: dict[int, dict[str, Path]], major: int) -> dict[str, Path]:
-    if major not in real_dumps:
-        pytest.skip(f"no {TEST_IMAGE_TEMPLATE.format(major=major)} image here")
-    return real_dumps[major]
+    return real_dumps[major]  # every one of DUMP_MAJORS, or the fixture failed in CI
 
 
 @pytest.mark.parametrize("kind", sorted(DUMP_FILES))

@@ -19,8 +19,6 @@ from provisioner.runtime.docker import DockerRuntime, docker_engine
 from provisioner.runtime.engine import Engine, EngineError, SdkSession, UnixSocket
 from tests.conftest import ROOT, leftovers, remove_cache_entries, write_profile
 
-pytestmark = pytest.mark.docker
-
 PROFILE = "name: {name}\npostgres:\n  version: '15'\nenv:\n  file: null\n"
 
 

@@ -12,8 +12,6 @@ import pytest
 
 from tests.conftest import envctl, write_profile
 
-pytestmark = pytest.mark.docker
-
 
 def github_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     files = {

@@ -23,6 +23,7 @@ from tests.conftest import (
     MAJORS,
     NATIVE_MAJORS,
     ROOT,
+    TEST_IMAGE_TEMPLATE,
     RuntimeUnderTest,
     envctl,
     leftovers,
@@ -309,7 +310,7 @@ def test_an_image_with_init_scripts_of_its_own_starts_through_its_entrypoint(
         info.size, info.mode = len(script), 0o644
         tar.addfile(info, io.BytesIO(script))
     # A commit, not a build: a RUN step's container would leave the image's VOLUME behind.
-    holder = docker.containers.create("envctl-test/postgres:15")
+    holder = docker.containers.create(TEST_IMAGE_TEMPLATE.format(major=15))
     tag = "envctl-test/postgres-initscripts:15"
     try:
         holder.put_archive("/", archive.getvalue())

@@ -29,7 +29,7 @@ from provisioner.profile import load_profile
 from provisioner.runtime.binaries import Install
 from provisioner.runtime.native import NativeRuntime, private_folder
 from provisioner.state import load_record
-from tests.conftest import ROOT, envctl, native_servers_of, write_profile
+from tests.conftest import ROOT, envctl, native_servers_of, unavailable, write_profile
 
 pytestmark = pytest.mark.native
 
@@ -122,10 +122,11 @@ def test_private_folder_belongs_to_the_server_user_and_nobody_else(
         envctl("down", str(profile))
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
 def test_as_root_a_temporary_folder_the_server_user_cannot_reach_is_a_clear_error(
     tmp_path: Path, native: dict[int, Install]
 ) -> None:
+    if os.geteuid() != 0:
+        unavailable("only root hands the server to another user: run the tests as root")
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
     profile = write_profile(tmp_path, profile_text(15))

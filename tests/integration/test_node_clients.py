@@ -19,7 +19,7 @@ from dotenv import dotenv_values
 
 from provisioner.lifecycle import environment
 from provisioner.profile import load_profile
-from tests.conftest import write_profile
+from tests.conftest import unavailable, write_profile
 
 pytestmark = pytest.mark.docker
 
@@ -45,9 +45,7 @@ client.connect()
 def node_pg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with node-postgres installed from the npm registry."""
     if not (shutil.which("node") and shutil.which("npm")):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("node and npm are needed for the node-postgres tests", pytrace=False)
-        pytest.skip("node and npm are not installed")
+        unavailable("node and npm are needed for the node-postgres tests")
     folder = tmp_path_factory.mktemp("node-pg")
     subprocess.run(
         ["npm", "install", "--no-audit", "--no-fund", "--silent", NODE_PG],

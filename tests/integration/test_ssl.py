@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 
 from provisioner.lifecycle import environment
 from provisioner.profile import load_profile
-from tests.conftest import remove_cache_entries, write_profile
+from tests.conftest import TEST_IMAGE_TEMPLATE, remove_cache_entries, write_profile
 
 pytestmark = pytest.mark.docker
 
@@ -132,9 +132,9 @@ def test_an_image_whose_postgres_is_not_uid_999_serves_ssl_and_seeds_also_from_t
 ) -> None:
     """Alpine's postgres is uid 70: envctl's key and seed files must still be the server's."""
     tag = "envctl-test/postgres-uid70:15"
-    base = docker.images.get("envctl-test/postgres:15").attrs["Config"]
+    base = docker.images.get(TEST_IMAGE_TEMPLATE.format(major=15)).attrs["Config"]
     holder = docker.containers.create(
-        "envctl-test/postgres:15",
+        TEST_IMAGE_TEMPLATE.format(major=15),
         entrypoint=["bash", "-c"],
         command=[
             "groupmod -g 70 postgres && usermod -u 70 -g 70 postgres"
