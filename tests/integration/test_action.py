@@ -42,7 +42,7 @@ def test_up_mode_then_the_post_step_tears_down(tmp_path: Path, docker: Any) -> N
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=240,  # under pytest's own 300 s, so that a hang reports the action's output
     )
     assert main.returncode == 0, main.stdout + main.stderr
     assert "::group::install envctl" in main.stdout

@@ -24,6 +24,7 @@ def test_inspect_describes_a_real_backup_as_json(
     assert (info["format"], info["server_major"], info["archive_version"]) == ("custom", 17, "1.16")
     assert info["counts"]["tables"] == 2
     text = envctl("inspect", str(real_dumps[15]["plain_gzip"]))
+    assert text.returncode == 0, text.stderr
     assert "plain" in text.stdout and "gzip" in text.stdout
     bad = tmp_path / "notes.txt"
     bad.write_text("not a backup\n")
@@ -75,10 +76,12 @@ def test_doctor_passes_a_healthy_setup_and_names_the_cause_of_a_broken_one(
         running = find(load_profile(profile))
         assert running is not None and running.password not in broken.stdout + broken.stderr
     finally:
-        envctl("down", str(profile))
+        assert envctl("down", str(profile)).returncode == 0
 
 
-def test_presets_runtimes_and_schema_print_what_they_promise(tmp_path: Path) -> None:
+def test_presets_runtimes_and_schema_print_what_they_promise(
+    tmp_path: Path, docker: Any, installs: Any
+) -> None:
     presets = json.loads(envctl("presets", "--json").stdout)
     assert presets["medusa"]["DB_PORT"] == "{port}"
     assert set(presets) >= {"url", "libpq", "medusa", "prisma", "django", "rails"}
