@@ -7,6 +7,7 @@ skipping the tests that matter.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -139,18 +140,20 @@ def docker(
 ) -> Iterator[Any]:
     """The Docker client; after the test, asserts that nothing of this test's is left."""
     yield docker_client
-    leaks = leftovers(docker_client, private_state)
+    leaks = leftovers(docker_client, private_state, project=private_state.parent)
     if leaks:
         for kind, obj in leaks:
-            if kind == "container":
+            if kind in ("container", "process"):
                 obj.remove(force=True, v=True)
             else:
                 obj.remove()
-        pytest.fail(f"the test left Docker resources behind: {[o.name for _, o in leaks]}")
+        pytest.fail(f"the test left resources behind: {leaks}")
 
 
-def leftovers(client: Any, state_root: Path) -> list[tuple[str, Any]]:
-    """Containers and networks labelled by envctl whose state folder is under `state_root`."""
+def leftovers(client: Any, state_root: Path, project: Path | None = None) -> list[tuple[str, Any]]:
+    """What envctl made for `state_root` and left: containers and networks labelled with a
+    state folder under it, processes (an envctl, a suite) still running with it as their
+    ENVCTL_STATE_DIR, and cache images of profiles under `project`, if given."""
 
     def mine(labels: dict[str, str]) -> bool:
         return labels.get("dev.envctl.state-dir", "").startswith(str(state_root))
@@ -165,6 +168,54 @@ def leftovers(client: Any, state_root: Path) -> list[tuple[str, Any]]:
     for network in client.networks.list(filters=selector):
         if mine(network.attrs.get("Labels") or {}):
             found.append(("network", network))
+    for image in client.api.images(filters={"label": "dev.envctl.cache"}) if project else ():
+        profile = (image.get("Labels") or {}).get("dev.envctl.cache-profile", "")
+        if profile.startswith(str(project)):
+            found.append(("image", _ImageRef(client, image)))
+    found += [("process", process) for process in processes_of(state_root)]
+    return found
+
+
+class _ImageRef:
+    def __init__(self, client: Any, summary: dict[str, Any]) -> None:
+        self.client, self.id = client, summary["Id"]
+        self.name = ((summary.get("RepoTags") or [None])[0]) or self.id[7:19]
+
+    def remove(self) -> None:
+        self.client.api.remove_image(self.id, force=True)
+
+    def __repr__(self) -> str:
+        return f"image {self.name}"
+
+
+class _Process:
+    def __init__(self, pid: int, args: str) -> None:
+        self.pid, self.name = pid, f"pid {pid}: {args[:80]}"
+
+    def remove(self, force: bool = True, v: bool = True) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def __repr__(self) -> str:
+        return f"process {self.name}"
+
+
+def processes_of(state_root: Path) -> list[_Process]:
+    """Processes, other than this one, whose environment names `state_root` for envctl."""
+    wanted = f"ENVCTL_STATE_DIR={state_root}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if wanted not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            stat_fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            args = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if stat_fields[0] != "Z":  # a zombie is gone but for its parent's wait
+            found.append(_Process(int(entry.name), args))
     return found
 
 
