@@ -120,13 +120,11 @@ def test_images(docker_client: Any) -> dict[int, str]:
 
 @pytest.fixture(autouse=True)
 def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's own state and cache folders: no test reads or removes a developer's
+    environments. This is isolation, not a pin: runtime, cache and image stay the defaults
+    unless a test asks for a fixture that sets them (`docker`, `native`, `runtime`)."""
     state = tmp_path / "envctl-state"
     monkeypatch.setenv("ENVCTL_STATE_DIR", str(state))
-    monkeypatch.setenv("ENVCTL_POSTGRES_IMAGE", TEST_IMAGE_TEMPLATE)
-    # Docker unless a test asks for another runtime: `auto` would hide a Docker failure.
-    monkeypatch.setenv("ENVCTL_RUNTIME", "docker")
-    # The cache is tested on its own (test_cache.py); elsewhere every start is a cold one.
-    monkeypatch.setenv("ENVCTL_CACHE", "off")
     monkeypatch.setenv("ENVCTL_CACHE_DIR", str(tmp_path / "envctl-cache"))  # native entries
     return state
 
@@ -137,8 +135,17 @@ def docker(
     docker_client: Any,
     test_images: dict[int, str],
     private_state: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Any]:
-    """The Docker client; after the test, asserts that nothing of this test's is left."""
+    """The Docker client, for a test of the Docker runtime; afterwards, asserts that nothing
+    of this test's is left.
+
+    What it sets, it sets for the test that asks: the images under test (the switch above) and
+    cold starts (the cache has its own tests, test_cache.py, which turn it on). The runtime
+    stays `auto`, which picks Docker because it answers: the path users take.
+    """
+    monkeypatch.setenv("ENVCTL_POSTGRES_IMAGE", TEST_IMAGE_TEMPLATE)
+    monkeypatch.setenv("ENVCTL_CACHE", "off")
     yield docker_client
     leaks = leftovers(docker_client, private_state, project=private_state.parent)
     if leaks:
@@ -313,8 +320,10 @@ def native(
     private_state: Path,
     installs: dict[int, Install],
 ) -> Iterator[dict[int, Install]]:
-    """ENVCTL_RUNTIME=native; afterwards, fails the test if any server or folder of it is left."""
+    """ENVCTL_RUNTIME=native, cold starts; afterwards, fails the test if any server or folder
+    of it is left."""
     monkeypatch.setenv("ENVCTL_RUNTIME", "native")
+    monkeypatch.setenv("ENVCTL_CACHE", "off")
     yield installs
     leaks = []
     for profile in tmp_path.rglob("*.yaml"):

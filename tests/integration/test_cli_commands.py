@@ -117,7 +117,7 @@ def test_the_quickstart_runs_without_docker_on_the_pip_installed_postgres(
     import shutil
 
     shutil.copy(Path(__file__).parents[2] / "profiles" / "quickstart.yaml", tmp_path)
-    monkeypatch.delenv("ENVCTL_RUNTIME")  # the profile's own runtime: auto
+    monkeypatch.delenv("ENVCTL_RUNTIME", raising=False)  # the profile's own runtime: auto
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")  # nothing answers there
     result = envctl("run", str(tmp_path / "quickstart.yaml"))
     assert result.returncode == 0, result.stderr
