@@ -424,6 +424,8 @@ def run(
         verdict = "passed" if record.exit_code == 0 else f"failed (exit code {record.exit_code})"
         failed = sum(case.outcome == "failed" for case in record.cases)
         tests = f", {len(record.cases)} tests, {failed} failed" if record.cases else ""
+        if not record.reported:
+            tests = ", no JUnit results"
         say(f"run {record.index}: suite {verdict} in {record.seconds:.1f}s{tests}")
 
     with deferred_signals():
@@ -436,9 +438,10 @@ def run(
             notify=say,
             on_run=on_run,
         )
+    if report_json is not None:  # first: a report is never lost to what printing does
+        write_json(report, report_json, str(profile))
     print_summary(report, _console())
     if report_json is not None:
-        write_json(report, report_json, str(profile))
         say(f"wrote {report_json}")
     if len(report.runs) > 1 or report.verdict == "flaky":
         say(f"verdict: {report.verdict} (exit code {report.exit_code})")

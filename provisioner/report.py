@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.envfile import write_atomic
-from provisioner.runner import RunReport
+from provisioner.runner import RunRecord, RunReport
 
-_MARKS = {"passed": "✓", "failed": "✗", "skipped": "-"}
+_MARKS = {"passed": "✓", "failed": "✗", "skipped": "-", "missing": "?"}
 
 
 def report_dict(report: RunReport, profile: str | None = None) -> dict[str, Any]:
@@ -25,6 +25,7 @@ def report_dict(report: RunReport, profile: str | None = None) -> dict[str, Any]
                 "seconds": round(run.seconds, 3),
                 "reset_seconds": None if run.reset_seconds is None else round(run.reset_seconds, 3),
                 "tests": len(run.cases),
+                "reported": run.reported,
                 "failed": sum(case.outcome == "failed" for case in run.cases),
             }
             for run in report.runs
@@ -61,15 +62,38 @@ def markdown(report: RunReport, profile: str | None = None) -> str:
             outcomes = " ".join(_MARKS.get(outcome, outcome) for outcome in test.outcomes)
             message = test.message.replace("|", "\\|")[:200]
             lines.append(f"| `{test.test_id}` | {test.verdict} | {outcomes} | {message} |")
-    passed = sum(test.verdict == "passed" for test in report.tests)
     if report.tests:
-        lines += ["", f"{passed} of {len(report.tests)} tests passed in every run."]
+        lines += ["", _counts(report) + "."]
+    lines += [f"{_unreported(run)}." for run in report.unreported]
     return "\n".join(lines) + "\n"
+
+
+def _counts(report: RunReport) -> str:
+    """How the tests add up; "in every run" only for the tests every run's results show."""
+    every = [test for test in report.tests if test.seen_in_every_run]
+    counts = {v: sum(t.verdict == v for t in every) for v in ("passed", "failed")}
+    flaky = sum(t.verdict == "flaky" for t in report.tests)
+    text = (
+        f"{counts['passed']} passed in every run, {counts['failed']} failed in every run, "
+        f"{flaky} flaky"
+    )
+    partial = sum(not test.seen_in_every_run and test.verdict != "flaky" for test in report.tests)
+    if partial:
+        text += f", {partial} not seen in every run"
+    return text
+
+
+def _unreported(run: RunRecord) -> str:
+    return (
+        f"run {run.index} (exit code {run.exit_code}) wrote no JUnit results: its tests are "
+        "not counted for it"
+    )
 
 
 def print_summary(report: RunReport, console: Any) -> None:
     """The terminal summary: runs, then the tests that did not pass every time."""
     from rich.table import Table
+    from rich.text import Text
 
     if len(report.runs) > 1:
         runs = Table("run", "exit code", "seconds", "reset", title="runs")
@@ -83,16 +107,15 @@ def print_summary(report: RunReport, console: Any) -> None:
         for test in notable:
             outcomes = " ".join(_MARKS.get(outcome, outcome) for outcome in test.outcomes)
             style = "yellow" if test.verdict == "flaky" else "red"
+            # Names come from the suite's report: text, never markup ("test_x[/tmp]").
             tests.add_row(
-                test.test_id, f"[{style}]{test.verdict}[/]", outcomes, f"{test.mean_seconds:.2f}"
+                Text(test.test_id),
+                Text(test.verdict, style=style),
+                outcomes,
+                f"{test.mean_seconds:.2f}",
             )
         console.print(tests)
     if report.tests:
-        counts = {
-            v: sum(t.verdict == v for t in report.tests) for v in ("passed", "failed", "flaky")
-        }
-        console.print(
-            f"{counts['passed']} passed in every run, {counts['failed']} failed in every run, "
-            f"{counts['flaky']} flaky",
-            markup=False,
-        )
+        console.print(_counts(report), markup=False)
+    for run in report.unreported:
+        console.print(_unreported(run), markup=False, style="yellow")

@@ -127,6 +127,7 @@ class RunRecord:
     seconds: float
     reset_seconds: float | None
     cases: tuple[CaseResult, ...]
+    reported: bool = True  # False: JUnit results were asked for and this run wrote none
 
 
 @dataclass(frozen=True)
@@ -136,12 +137,16 @@ class TestSummary:
     __test__ = False  # not a pytest test class
 
     test_id: str
-    verdict: str  # passed | failed | flaky | skipped
-    outcomes: tuple[str, ...]
+    verdict: str  # passed | failed | flaky | skipped, over the runs it was seen in
+    outcomes: tuple[str, ...]  # one per run; "missing" where the run's results lack it
     mean_seconds: float
     message: str
     file: str | None
     line: int | None
+
+    @property
+    def seen_in_every_run(self) -> bool:
+        return "missing" not in self.outcomes
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,11 @@ class RunReport:
     tests: tuple[TestSummary, ...]
     verdict: str  # passed | failed | flaky
     exit_code: int
+
+    @property
+    def unreported(self) -> tuple[RunRecord, ...]:
+        """The runs that were to write JUnit results and wrote none (a crash, a wrong path)."""
+        return tuple(run for run in self.runs if not run.reported)
 
 
 def run_repeated(
@@ -170,8 +180,10 @@ def run_repeated(
         if junit:
             clear_stale(junit, workdir)
         result = execute()
-        cases = tuple(read_results(junit_files(junit, workdir))) if junit else ()
-        record = RunRecord(index, result.exit_code, result.seconds, reset_seconds, cases)
+        files = junit_files(junit, workdir) if junit else []
+        cases = tuple(read_results(files))
+        reported = not junit or bool(files)
+        record = RunRecord(index, result.exit_code, result.seconds, reset_seconds, cases, reported)
         runs.append(record)
         on_run(record)
     return summarize(runs)
@@ -179,10 +191,12 @@ def run_repeated(
 
 def summarize(runs: Sequence[RunRecord]) -> RunReport:
     """Classify every test and the whole series of runs."""
-    by_test: dict[str, list[CaseResult]] = {}
-    for run in runs:
+    by_test: dict[str, list[CaseResult | None]] = {}
+    for number, run in enumerate(runs):
         for case in run.cases:
-            by_test.setdefault(case.test_id, []).append(case)
+            seen = by_test.setdefault(case.test_id, [None] * len(runs))
+            if seen[number] is None:
+                seen[number] = case
     tests = tuple(_test_summary(test_id, cases) for test_id, cases in by_test.items())
     run_ok = [run.exit_code == 0 for run in runs]
     if any(test.verdict == "flaky" for test in tests):
@@ -205,9 +219,10 @@ def summarize(runs: Sequence[RunRecord]) -> RunReport:
     return RunReport(runs=tuple(runs), tests=tests, verdict=verdict, exit_code=code)
 
 
-def _test_summary(test_id: str, cases: list[CaseResult]) -> TestSummary:
-    outcomes = tuple(case.outcome for case in cases)
-    ran = {outcome for outcome in outcomes if outcome != "skipped"}
+def _test_summary(test_id: str, runs: list[CaseResult | None]) -> TestSummary:
+    outcomes = tuple("missing" if case is None else case.outcome for case in runs)
+    cases = [case for case in runs if case is not None]
+    ran = {outcome for outcome in outcomes if outcome not in ("skipped", "missing")}
     if not ran:
         verdict = "skipped"
     elif ran == {"passed"}:

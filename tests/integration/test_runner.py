@@ -131,3 +131,54 @@ def test_timeout_stops_a_hanging_suite_and_leaves_nothing(tmp_path: Path, docker
     assert "ran longer than test.timeout (2s)" in result.stderr
     assert env_file.read_text() == "MINE=1\n"
     assert leftovers(docker, tmp_path) == []
+
+
+CRASHING_SUITE = """
+import os
+from pathlib import Path
+
+import pytest
+
+COUNTER = Path(os.environ["COUNTER_FILE"])
+RUN = int(COUNTER.read_text()) if COUNTER.exists() else 0
+COUNTER.write_text(str(RUN + 1))
+
+
+@pytest.mark.parametrize("where", ["/tmp", "wait", "ünï"])
+def test_x(where):
+    if RUN == 1:
+        os._exit(3)  # the second run dies before pytest writes its JUnit file
+    assert not (RUN == 2 and where != "ünï"), "fails in the third run"
+"""
+
+
+def test_bracketed_names_and_a_run_without_junit_results_are_reported_as_they_are(
+    tmp_path: Path, docker: Any
+) -> None:
+    (tmp_path / "test_crash.py").write_text(CRASHING_SUITE)
+    profile = write_profile(
+        tmp_path,
+        "name: crashing\npostgres:\n  version: '15'\n"
+        "test:\n"
+        f"  command: [{sys.executable!r}, -m, pytest, -q, -p, no:cacheprovider,"
+        " --junitxml=results/junit.xml, test_crash.py]\n"
+        "  junit: results/*.xml\n"
+        f"  env:\n    COUNTER_FILE: {str(tmp_path / 'counter')!r}\n",
+    )
+    report_file = tmp_path / "report.json"
+    result = envctl("run", str(profile), "--repeat", "3", "--report-json", str(report_file))
+    assert result.returncode == 4, result.stderr  # flaky, not a crash of envctl's
+    assert "Traceback" not in result.stderr + result.stdout
+    out = result.stdout + result.stderr
+    assert "test_x[/tmp]" in out and "test_x[wait]" in out
+    assert "run 2: suite failed" in result.stderr and "no JUnit results" in result.stderr
+    assert "run 2 (exit code 3) wrote no JUnit results" in out
+    assert "0 passed in every run" in out and "1 not seen in every run" in out
+    report = json.loads(report_file.read_text())
+    outcomes = {test["id"].split("::")[-1]: test["outcomes"] for test in report["tests"]}
+    assert outcomes["test_x[wait]"] == ["passed", "missing", "failed"]
+    # pytest writes the non-ASCII parameter escaped; whatever its id, it passed where it ran.
+    (other,) = set(outcomes) - {"test_x[/tmp]", "test_x[wait]"}
+    assert outcomes[other] == ["passed", "missing", "passed"]
+    assert [run["reported"] for run in report["runs"]] == [True, False, True]
+    assert leftovers(docker, tmp_path) == []

@@ -173,3 +173,61 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def _printed(report: object) -> str:
+    from rich.console import Console
+
+    from provisioner.report import print_summary
+
+    console = Console(record=True, width=200, color_system=None)
+    print_summary(report, console)  # type: ignore[arg-type]
+    return console.export_text()
+
+
+@pytest.mark.parametrize(
+    "name", ["test_x[wait]", "test_x[/tmp]", "test_y[[bold]]", "test_ünïcode[é-ß]"]
+)
+def test_names_from_a_report_print_as_they_are_never_as_markup(name: str) -> None:
+    report = summarize([run(1, 1, case(name, "failed")), run(2, 0, case(name, "passed"))])
+    assert f"suite::{name}" in _printed(report)
+
+
+def test_a_run_that_wrote_no_junit_results_is_named_and_not_counted() -> None:
+    crashed = RunRecord(2, 139, 1.0, None, (), reported=False)
+    report = summarize(
+        [
+            run(1, 0, case("a", "passed"), case("b", "passed")),
+            crashed,
+            run(3, 0, case("a", "passed"), case("b", "passed")),
+        ]
+    )
+    text = _printed(report)
+    assert "0 passed in every run" in text and "2 not seen in every run" in text
+    assert "run 2 (exit code 139) wrote no JUnit results" in text
+    assert report.tests[0].outcomes == ("passed", "missing", "passed")
+    assert report_dict(report)["runs"][1]["reported"] is False
+    assert "run 2 (exit code 139) wrote no JUnit results" in markdown(report)
+
+
+def test_run_repeated_knows_a_run_without_its_junit_file(tmp_path: Path) -> None:
+    runs = iter([True, False])
+
+    def execute() -> object:
+        from provisioner.runner import SuiteResult
+
+        if next(runs):
+            (tmp_path / "junit.xml").write_text(
+                '<testsuite><testcase classname="s" name="t" time="0"/></testsuite>'
+            )
+        return SuiteResult(exit_code=0, seconds=0.0)
+
+    report = run_repeated(
+        execute,
+        repeat=2,
+        reset=None,
+        junit="junit.xml",
+        workdir=tmp_path,  # type: ignore[arg-type]
+    )
+    assert [r.reported for r in report.runs] == [True, False]
+    assert report.tests[0].outcomes == ("passed", "missing")
