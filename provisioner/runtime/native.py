@@ -22,6 +22,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +39,7 @@ from provisioner.errors import (
     PortInUseError,
 )
 from provisioner.ports import free_port, port_free
+from provisioner.processes import process_alive
 from provisioner.runtime import (
     ENV_LABEL,
     LABEL_PREFIX,
@@ -227,7 +229,15 @@ class NativeRuntime:
                 removed.append(f"server pid {pid}")
         _started.pop(env_id, None)
         if layout.folder.exists() and _is_private(layout.folder):
-            shutil.rmtree(layout.folder, ignore_errors=True)
+            failures = _remove_folder(layout.folder)
+            if failures:
+                # The record stays (the caller keeps it on an error): `gc` tries again later.
+                raise InfrastructureError(
+                    f"could not remove {layout.folder}: {len(failures)} entr"
+                    f"{'y is' if len(failures) == 1 else 'ies are'} left, first {failures[0]}",
+                    hint="remove what is left by hand (is something mounted or immutable "
+                    "there?), then run `envctl gc`",
+                )
             removed.append(f"folder {layout.folder}")
         env_state_file(env_id, STATE_FILE).unlink(missing_ok=True)
         return removed
@@ -887,6 +897,9 @@ def _stop(env_id: str, pid: int, data: Path) -> bool:
             return False
     elif not _is_server(pid, data):
         return False
+    # A server frozen by an interrupted cache store (SIGSTOP) would not see the SIGINT.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGCONT)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGINT)
     if not _wait_gone(pid, child if ours else None, STOP_TIMEOUT):
@@ -903,7 +916,7 @@ def _wait_gone(pid: int, child: subprocess.Popen[bytes] | None, timeout: float) 
         if child is not None:
             if child.poll() is not None:
                 return True
-        elif not _alive(pid):
+        elif not process_alive(pid):
             return True
         time.sleep(0.02)
     return False
@@ -911,7 +924,7 @@ def _wait_gone(pid: int, child: subprocess.Popen[bytes] | None, timeout: float) 
 
 def _is_server(pid: int, data: Path) -> bool:
     """Whether `pid` is a live postmaster of the data folder `data` (not a reused pid)."""
-    if not _alive(pid):
+    if not process_alive(pid):
         return False
     proc = Path(f"/proc/{pid}/cmdline")
     if proc.parent.parent.is_dir() and Path("/proc/self").exists():
@@ -928,18 +941,19 @@ def _is_server(pid: int, data: Path) -> bool:
     return _postmaster_pid(data) == pid
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    # A dead process nobody has reaped yet still answers kill(0).
-    status = _read_lines(Path(f"/proc/{pid}/stat"))
-    if status:
-        return status[0].rpartition(")")[2].split()[:1] != ["Z"]
-    return True
+def _remove_folder(folder: Path) -> list[str]:
+    """Remove `folder` as far as it goes; each path that stayed, with why."""
+    failures: list[str] = []
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(folder, onexc=lambda _, path, exc: failures.append(_why(path, exc)))
+    else:
+        shutil.rmtree(folder, onerror=lambda _, path, info: failures.append(_why(path, info[1])))
+    return failures
+
+
+def _why(path: str, exc: BaseException) -> str:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"{path} ({reason})"
 
 
 def _postmaster_pid(data: Path) -> int | None:
