@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import pwd
+import re
 import shutil
 import signal
 import stat
@@ -39,7 +40,7 @@ from provisioner.errors import (
     PortInUseError,
 )
 from provisioner.ports import free_port, port_free
-from provisioner.processes import process_alive
+from provisioner.processes import process_alive, start_time
 from provisioner.runtime import (
     ENV_LABEL,
     LABEL_PREFIX,
@@ -348,7 +349,9 @@ class NativeRuntime:
         root = cache_folder()
         if (root / key).exists():
             return  # built meanwhile by another envctl
-        building = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=root))
+        # Named after its builder: a copy left by a killed envctl is known as abandoned.
+        builder = f"{os.getpid()}.{start_time(os.getpid()) or 0}"
+        building = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-{builder}-", dir=root))
         try:
             os.killpg(state.pid, signal.SIGSTOP)
             try:
@@ -373,7 +376,9 @@ class NativeRuntime:
             try:
                 info = json.loads((entry / "entry.json").read_text())
             except (OSError, ValueError):
-                continue  # a build in progress, or a removal
+                if not _abandoned_build(entry):
+                    continue  # a build in progress, or a removal
+                info = {"created": entry.stat().st_mtime}  # untagged: any prune removes it
             size = sum(f.stat().st_size for f in _tree(entry / "data") if f.is_file())
             entries.append(
                 {
@@ -396,6 +401,18 @@ class NativeRuntime:
         doomed = entry.with_name(f".removing-{entry.name}")
         os.rename(entry, doomed)
         shutil.rmtree(doomed)
+
+
+_BUILDING = re.compile(r"^\.[0-9a-f]{16}-(\d+)\.(\d+)-")
+
+
+def _abandoned_build(entry: Path) -> bool:
+    """A partial copy of store_cache whose envctl is gone (killed during the copy)."""
+    match = _BUILDING.match(entry.name)
+    if match is None or entry.is_symlink() or not entry.is_dir():
+        return False
+    pid, started = int(match.group(1)), int(match.group(2))
+    return not process_alive(pid, started or None)
 
 
 def cache_folder() -> Path:

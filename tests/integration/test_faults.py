@@ -290,3 +290,25 @@ def test_gc_says_what_it_could_not_remove_and_tries_again_later(
     assert collected.returncode == 0, collected.stderr
     assert f"removed folder {stuck.parent}" in collected.stderr
     nothing_left(tmp_path, docker, profile)
+
+
+def test_a_cache_copy_left_by_a_killed_envctl_is_listed_and_pruned(tmp_path: Path) -> None:
+    from provisioner.processes import start_time
+
+    cache = tmp_path / "envctl-cache" / "native"  # ENVCTL_CACHE_DIR of private_state
+    # No engine: prune must not touch the shared engine's (other people's) cache images.
+    no_docker = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    abandoned = cache / f".{'a' * 16}-{gone.pid}.{start_time(os.getpid())}-x1y2"
+    building = cache / f".{'b' * 16}-{os.getpid()}.{start_time(os.getpid())}-x3y4"
+    for folder in (abandoned, building):
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "base").write_bytes(b"\0" * 4096)
+    listed = json.loads(envctl("cache", "ls", "--json", env=no_docker).stdout)
+    assert [(entry["image"], entry["tagged"]) for entry in listed] == [(str(abandoned), False)]
+    pruned = envctl("cache", "prune", env=no_docker)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "removed 1 cache entry" in pruned.stderr
+    assert not abandoned.exists()
+    assert building.exists()  # its envctl (this process) still copies
