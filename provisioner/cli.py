@@ -17,7 +17,6 @@ from provisioner.errors import (
     EXIT_ENVIRONMENT_ERROR,
     EXIT_INTERRUPTED,
     EnvctlError,
-    NotRunningError,
     UsageError,
 )
 
@@ -57,7 +56,23 @@ def say(message: str) -> None:
 
     Plain text: rich (30 ms to import) is for errors, which have colour.
     """
-    print(message, file=sys.stderr, flush=True)
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        _lose_stderr()
+
+
+def _lose_stderr() -> None:
+    """The terminal is gone (EIO after a hang-up, EPIPE): what is left to say goes nowhere.
+
+    Teardown must go on without it; /dev/null under file descriptor 2 also takes what the
+    failed write left in the buffer, and every later line (logging's handler keeps the stream).
+    """
+    import os
+
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
 
 
 def reports_errors(func: F) -> F:
@@ -68,10 +83,13 @@ def reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except EnvctlError as exc:
-            console = _console()
-            console.print(f"error: {exc.message}", style="bold red", markup=False)
-            if exc.hint:
-                console.print(f"hint: {exc.hint}", style="yellow", markup=False)
+            try:
+                console = _console()
+                console.print(f"error: {exc.message}", style="bold red", markup=False)
+                if exc.hint:
+                    console.print(f"hint: {exc.hint}", style="yellow", markup=False)
+            except OSError:
+                _lose_stderr()
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -191,6 +209,7 @@ def status(
                 "mode": record.mode if record else "unknown",
                 "status": found.status if found else "gone",
                 "orphan": seen.orphan,
+                "starting": bool(record and record.starting),
                 "port": record.connection.get("port") if record and record.connection else None,
                 "age_seconds": round(time.time() - record.created) if record else None,
             }
@@ -211,7 +230,11 @@ def _print_status_table(rows: list[dict[str, Any]]) -> None:
 
     table = Table("id", "runtime", "mode", "status", "port", "profile")
     for row in rows:
-        status_text = str(row["status"]) + (" (orphan)" if row["orphan"] else "")
+        status_text = str(row["status"])
+        if row["orphan"]:
+            status_text += (
+                " (orphan: its envctl died while starting)" if row["starting"] else " (orphan)"
+            )
         table.add_row(
             str(row["id"]),
             str(row["runtime"]),
@@ -358,17 +381,12 @@ def env(
 ) -> None:
     """Print the variables of a running environment."""
     from provisioner.envfile import format_env
-    from provisioner.lifecycle import find
+    from provisioner.lifecycle import require_running
     from provisioner.profile import load_profile
 
     if fmt not in ("dotenv", "json", "shell"):
         raise UsageError(f"unknown format '{fmt}'", hint="use dotenv, json or shell")
-    loaded = load_profile(profile)
-    running = find(loaded)
-    if running is None:
-        raise NotRunningError(
-            f"no environment for {profile} is up", hint=f"start it with `envctl up {profile}`"
-        )
+    running = require_running(load_profile(profile))
     variables = running.env if show_password else _masked(running.env, running.password)
     typer.echo(format_env(variables, fmt), nl=False)
     ssl = running.connection.ssl_parameters()
@@ -682,6 +700,6 @@ def _exit(code: object) -> NoReturn:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except (BrokenPipeError, ValueError):  # a closed pipe: nothing more can be said
+    except (OSError, ValueError):  # a closed pipe or terminal: nothing more can be said
         pass
     os._exit(code or 0)

@@ -39,6 +39,7 @@ from provisioner.errors import (
 )
 from provisioner.postgres.ready import import_client, wait_until_ready
 from provisioner.postgres.ssl import server_ssl
+from provisioner.processes import kill_group, process_alive, start_time
 from provisioner.profile import PostgresConfig, Profile, SeedItem
 from provisioner.runtime import (
     ENV_LABEL,
@@ -56,7 +57,6 @@ from provisioner.state import (
     forget,
     is_env_id,
     load_record,
-    process_alive,
     save_record,
     state_root,
 )
@@ -167,6 +167,8 @@ def up(
         created=time.time(),
         connection={},
         env_file=str(profile.env_file) if profile.env_file else None,
+        owner_start=start_time(os.getpid()),
+        starting=True,
     )
     save_record(record)
     try:
@@ -306,12 +308,13 @@ def _start(
         _cache_store(runtime, record, connection, store, image)
         notify("kept the initialized cluster in the cache for the next start")
     variables = render_env(connection, profile.env.preset, profile.env.vars)
-    record = _replace(record, variables=variables)
-    save_record(record)
     if profile.env_file is not None:
         signals.current().checkpoint()
         EnvFileGuard(state_dir).write(profile.env_file, variables)
         notify(f"wrote {profile.env_file}")
+    # Only now is it up: killed before this save, it is an orphan once this process is gone.
+    record = _replace(record, variables=variables, starting=False)
+    save_record(record)
     return Environment.from_record(record)
 
 
@@ -445,6 +448,7 @@ def _labels(record: EnvironmentRecord) -> dict[str, str]:
         f"{LABEL_PREFIX}profile": record.profile or "",
         f"{LABEL_PREFIX}mode": record.mode,
         f"{LABEL_PREFIX}owner-pid": str(record.owner_pid),
+        f"{LABEL_PREFIX}owner-start": str(record.owner_start or ""),
         f"{LABEL_PREFIX}state-dir": str(env_state_dir(record.env_id)),
     }
 
@@ -524,8 +528,10 @@ def _refuse(profile: Profile) -> NoReturn:
 
 
 def is_orphan(record: EnvironmentRecord) -> bool:
-    """A `run` environment whose envctl process is gone; `up` environments live until `down`."""
-    return record.mode != "up" and not process_alive(record.owner_pid)
+    """An environment whose owning envctl process is gone: a `run`'s, or an `up`'s that had not
+    finished starting. A finished `up` lives until `down`."""
+    owned = record.mode != "up" or record.starting
+    return owned and not process_alive(record.owner_pid, record.owner_start)
 
 
 def find(profile: Profile) -> Environment | None:
@@ -555,12 +561,24 @@ def repro_profile(
 def require_running(profile: Profile) -> Environment:
     """The running environment of `profile`, or NotRunningError with the command to start it."""
     env = find(profile)
-    if env is None:
-        where = profile.path or profile.name
+    if env is not None:
+        return env
+    where = profile.path or profile.name
+    record = load_record(profile.env_id)
+    if record is not None and record.starting:
+        if is_orphan(record):
+            raise NotRunningError(
+                f"the environment for {where} was left half-started by envctl process "
+                f"{record.owner_pid}, which is gone",
+                hint=f"`envctl gc` removes it; `envctl up {where}` replaces it",
+            )
         raise NotRunningError(
-            f"no environment for {where} is up", hint=f"start it with `envctl up {where}`"
+            f"the environment for {where} is still starting (envctl process {record.owner_pid})",
+            hint="wait for that `envctl up` to finish",
         )
-    return env
+    raise NotRunningError(
+        f"no environment for {where} is up", hint=f"start it with `envctl up {where}`"
+    )
 
 
 def reset(env: Environment) -> float:
@@ -608,8 +626,31 @@ def down(env_id: str, runtime: Runtime | None = None) -> list[str]:
     return _teardown(env_id, runtime)
 
 
+SUITE_GROUPS = "suite_groups"
+SUITE_GRACE_SECONDS = 5.0
+
+
+def record_suite_group(env_id: str, pgid: int) -> None:
+    """Remember a suite's process group, so that teardown and `gc` stop what is left of it."""
+    record = load_record(env_id)
+    if record is None:
+        return
+    groups = [*record.details.get(SUITE_GROUPS, []), [pgid, start_time(pgid)]]
+    save_record(_replace(record, details={**record.details, SUITE_GROUPS: groups}))
+
+
+def _stop_suites(record: EnvironmentRecord | None) -> list[str]:
+    stopped = []
+    for pgid, leader_start in record.details.get(SUITE_GROUPS, []) if record else []:
+        if kill_group(int(pgid), leader_start, grace=SUITE_GRACE_SECONDS):
+            stopped.append(f"suite process group {pgid}")
+    return stopped
+
+
 def _teardown(env_id: str, runtime: Runtime) -> list[str]:
     record = load_record(env_id)
+    # The suite first: it would only see its database vanish.
+    suites = _stop_suites(record)
     try:
         removed = runtime.remove(env_id)
     except EnvctlError as exc:
@@ -619,6 +660,7 @@ def _teardown(env_id: str, runtime: Runtime) -> list[str]:
         removed = []
     else:
         failure = None
+    removed = suites + removed
     restored = EnvFileGuard(env_state_dir(env_id)).restore()
     if restored is not None:
         removed.append(str(restored))
@@ -666,10 +708,11 @@ def survey() -> list[Survey]:
                 orphan = is_orphan(record)
             else:
                 owner = int(found.labels.get(f"{LABEL_PREFIX}owner-pid", "0") or 0)
+                started = found.labels.get(f"{LABEL_PREFIX}owner-start", "")
                 orphan = mine or (
                     not Path(state_dir).exists()
                     and found.labels.get(f"{LABEL_PREFIX}mode") != "up"
-                    and not process_alive(owner)
+                    and not process_alive(owner, int(started) if started.isdigit() else None)
                 )
             rows[found.env_id] = Survey(found.env_id, runtime, record, found, mine, orphan)
     by_name = {runtime.name: runtime for runtime in runtimes}
@@ -696,9 +739,17 @@ def find_orphans() -> list[tuple[str, Runtime, bool]]:
 def collect_garbage(notify: Notify = _quiet) -> list[str]:
     """Remove every orphan: servers, networks, certificates; restore their env files."""
     removed: list[str] = []
+    failures: list[EnvctlError] = []
     for env_id, runtime, recorded in find_orphans():
         notify(f"removing orphaned environment {env_id}")
-        removed += _teardown(env_id, runtime) if recorded else runtime.remove(env_id)
+        try:
+            removed += _teardown(env_id, runtime) if recorded else runtime.remove(env_id)
+        except EnvctlError as exc:
+            # The others still go; this one keeps its record for the next `gc`.
+            notify(f"could not remove {env_id}: {exc.message}")
+            failures.append(exc)
+    if failures:
+        raise failures[0]
     return removed
 
 

@@ -254,7 +254,7 @@ def _release(run: _Run) -> None:
 
 def _heir(folder: Path, env_id: str) -> tuple[Path, int] | None:
     """Another run still using the environment: its marker and its controller's pid."""
-    from provisioner.state import process_alive
+    from provisioner.processes import process_alive
 
     for other in sorted(folder.glob("run-*.json")):
         info = _read_marker(other)
@@ -301,11 +301,12 @@ def _orphaned(record: EnvironmentRecord) -> bool:
 
 def _set_owner(env_id: str, pid: int) -> None:
     """Make `pid` the environment's owner: orphan detection follows that process from now on."""
+    from provisioner.processes import start_time
     from provisioner.state import load_record, save_record
 
     record = load_record(env_id)
     if record is not None and record.owner_pid != pid:
-        save_record(dataclasses.replace(record, owner_pid=pid))
+        save_record(dataclasses.replace(record, owner_pid=pid, owner_start=start_time(pid)))
 
 
 def _write_marker(path: Path, env_id: str, owner_pid: int, *, started: bool) -> None:

@@ -3,7 +3,6 @@ with a reset in between, and classified test by test from JUnit results."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import shutil
@@ -23,6 +22,7 @@ from provisioner.errors import (
     UsageError,
 )
 from provisioner.junit import CaseResult, clear_stale, junit_files, read_results
+from provisioner.processes import kill_group
 
 GRACE_SECONDS = 10.0
 
@@ -64,9 +64,12 @@ def run_suite(
     cwd: Path,
     env: Mapping[str, str],
     timeout: float | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> SuiteResult:
     """Run `argv` with `env` added to this process's environment; stop its whole group on
-    timeout or on SIGINT/SIGTERM (then raise, so that teardown follows)."""
+    timeout or on a signal (then raise, so that teardown follows).
+
+    `on_start` gets the suite's process group id as soon as it exists (to record it)."""
     full_env = {**os.environ, **env}
     started = time.monotonic()
     try:
@@ -81,6 +84,8 @@ def run_suite(
         raise UsageError(f"test.workdir {cwd} is not a folder") from None
     except PermissionError:
         raise UsageError(f"the test command '{argv[0]}' is not executable") from None
+    if on_start is not None:
+        on_start(process.pid)
     state = signals.current()
     deadline = None if timeout is None else started + timeout
     while True:
@@ -101,17 +106,9 @@ def run_suite(
 
 
 def _stop_group(process: subprocess.Popen[bytes], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signum)
-    try:
-        process.wait(timeout=GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    # Children that outlived the leader still belong to the group.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+    # Our child, not yet reaped: its pid cannot have gone to another process.
+    kill_group(process.pid, None, signum, grace=GRACE_SECONDS)
+    process.wait()
 
 
 def _exit_code(code: int) -> int:

@@ -1,8 +1,10 @@
-"""SIGINT and SIGTERM become a flag that envctl checks at safe points.
+"""SIGINT, SIGTERM and SIGHUP become a flag that envctl checks at safe points.
 
 A signal never interrupts a Docker call half way: it is recorded, and the loops that wait
 (readiness, the suite) raise `Interrupted` at their next check, so teardown always runs whole.
 A third signal gives up waiting and exits at once (`envctl gc` tidies up after that).
+SIGHUP (a closed terminal, a dropped SSH connection) is a request to stop like SIGTERM, unless
+envctl was started with it ignored (`nohup`): then it stays ignored.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from types import FrameType
 
 from provisioner.errors import Interrupted
 
-_HANDLED = (signal.SIGINT, signal.SIGTERM)
+_HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class SignalState:
@@ -49,7 +51,7 @@ def current() -> SignalState:
 
 @contextmanager
 def deferred_signals() -> Iterator[SignalState]:
-    """Record SIGINT/SIGTERM instead of dying; restore the previous handlers afterwards."""
+    """Record SIGINT/SIGTERM/SIGHUP instead of dying; restore the previous handlers afterwards."""
     global _current
     state = SignalState()
     if threading.current_thread() is not threading.main_thread():
@@ -58,8 +60,10 @@ def deferred_signals() -> Iterator[SignalState]:
         yield state
         return
     previous = {signum: signal.getsignal(signum) for signum in _HANDLED}
+    if previous[signal.SIGHUP] == signal.SIG_IGN:
+        del previous[signal.SIGHUP]  # nohup: the user asked to survive a hang-up
     outer, _current = _current, state
-    for signum in _HANDLED:
+    for signum in previous:
         signal.signal(signum, state._handle)
     try:
         yield state

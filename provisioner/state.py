@@ -82,6 +82,11 @@ class EnvironmentRecord:
     env_file: str | None = None
     variables: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    # The owner's start time (processes.start_time): a reused pid is not the owner.
+    owner_start: int | None = None
+    # True until `up` has finished: until then even an "up" environment is its owner's.
+    # A record without it (an older envctl's) is taken as finished, as that envctl took it.
+    starting: bool = False
 
     def to_connection(self) -> Connection:
         """The stored connection as a value object."""
@@ -136,16 +141,3 @@ def forget(env_id: str) -> None:
         return
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(folder)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this pid still runs on this machine."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -11,7 +11,13 @@ from pathlib import Path
 from provisioner import github
 from provisioner.envfile import render_env
 from provisioner.errors import UsageError
-from provisioner.lifecycle import NETWORK_ALIAS, Environment, environment, reset
+from provisioner.lifecycle import (
+    NETWORK_ALIAS,
+    Environment,
+    environment,
+    record_suite_group,
+    reset,
+)
 from provisioner.postgres.ready import indent_log
 from provisioner.profile import Profile
 from provisioner.report import markdown
@@ -68,6 +74,7 @@ def run_profile(
                     cwd=profile.workdir,
                     env={**env.env, **profile.test.env},
                     timeout=profile.test.timeout,
+                    on_start=lambda pgid: record_suite_group(env.env_id, pgid),
                 )
             return _run_in_container(profile, env, argv)
 
@@ -79,8 +86,13 @@ def run_profile(
             workdir=profile.workdir,
             on_run=on_run,
         )
-        if report.verdict != "passed":
-            tail = runtime_named(env.runtime).log_tail(env.env_id, 20).rstrip()
+        server = runtime_named(env.runtime)
+        stopped = server.failure(env.env_id)
+        if stopped is not None:
+            # The suite's failure would only show its symptoms (refused connections).
+            notify(f"the server stopped during the suite: {stopped}")
+        if report.verdict != "passed" or stopped is not None:
+            tail = server.log_tail(env.env_id, 20).rstrip()
             if tail:
                 with github.group("database server log"):
                     notify("the database server's last log lines:\n" + indent_log(tail))

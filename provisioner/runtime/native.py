@@ -18,10 +18,12 @@ import json
 import logging
 import os
 import pwd
+import re
 import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +40,7 @@ from provisioner.errors import (
     PortInUseError,
 )
 from provisioner.ports import free_port, port_free
+from provisioner.processes import process_alive, start_time
 from provisioner.runtime import (
     ENV_LABEL,
     LABEL_PREFIX,
@@ -227,7 +230,15 @@ class NativeRuntime:
                 removed.append(f"server pid {pid}")
         _started.pop(env_id, None)
         if layout.folder.exists() and _is_private(layout.folder):
-            shutil.rmtree(layout.folder, ignore_errors=True)
+            failures = _remove_folder(layout.folder)
+            if failures:
+                # The record stays (the caller keeps it on an error): `gc` tries again later.
+                raise InfrastructureError(
+                    f"could not remove {layout.folder}: {len(failures)} entr"
+                    f"{'y is' if len(failures) == 1 else 'ies are'} left, first {failures[0]}",
+                    hint="remove what is left by hand (is something mounted or immutable "
+                    "there?), then run `envctl gc`",
+                )
             removed.append(f"folder {layout.folder}")
         env_state_file(env_id, STATE_FILE).unlink(missing_ok=True)
         return removed
@@ -338,7 +349,9 @@ class NativeRuntime:
         root = cache_folder()
         if (root / key).exists():
             return  # built meanwhile by another envctl
-        building = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=root))
+        # Named after its builder: a copy left by a killed envctl is known as abandoned.
+        builder = f"{os.getpid()}.{start_time(os.getpid()) or 0}"
+        building = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-{builder}-", dir=root))
         try:
             os.killpg(state.pid, signal.SIGSTOP)
             try:
@@ -363,7 +376,9 @@ class NativeRuntime:
             try:
                 info = json.loads((entry / "entry.json").read_text())
             except (OSError, ValueError):
-                continue  # a build in progress, or a removal
+                if not _abandoned_build(entry):
+                    continue  # a build in progress, or a removal
+                info = {"created": entry.stat().st_mtime}  # untagged: any prune removes it
             size = sum(f.stat().st_size for f in _tree(entry / "data") if f.is_file())
             entries.append(
                 {
@@ -386,6 +401,18 @@ class NativeRuntime:
         doomed = entry.with_name(f".removing-{entry.name}")
         os.rename(entry, doomed)
         shutil.rmtree(doomed)
+
+
+_BUILDING = re.compile(r"^\.[0-9a-f]{16}-(\d+)\.(\d+)-")
+
+
+def _abandoned_build(entry: Path) -> bool:
+    """A partial copy of store_cache whose envctl is gone (killed during the copy)."""
+    match = _BUILDING.match(entry.name)
+    if match is None or entry.is_symlink() or not entry.is_dir():
+        return False
+    pid, started = int(match.group(1)), int(match.group(2))
+    return not process_alive(pid, started or None)
 
 
 def cache_folder() -> Path:
@@ -887,6 +914,9 @@ def _stop(env_id: str, pid: int, data: Path) -> bool:
             return False
     elif not _is_server(pid, data):
         return False
+    # A server frozen by an interrupted cache store (SIGSTOP) would not see the SIGINT.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGCONT)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGINT)
     if not _wait_gone(pid, child if ours else None, STOP_TIMEOUT):
@@ -903,7 +933,7 @@ def _wait_gone(pid: int, child: subprocess.Popen[bytes] | None, timeout: float) 
         if child is not None:
             if child.poll() is not None:
                 return True
-        elif not _alive(pid):
+        elif not process_alive(pid):
             return True
         time.sleep(0.02)
     return False
@@ -911,7 +941,7 @@ def _wait_gone(pid: int, child: subprocess.Popen[bytes] | None, timeout: float) 
 
 def _is_server(pid: int, data: Path) -> bool:
     """Whether `pid` is a live postmaster of the data folder `data` (not a reused pid)."""
-    if not _alive(pid):
+    if not process_alive(pid):
         return False
     proc = Path(f"/proc/{pid}/cmdline")
     if proc.parent.parent.is_dir() and Path("/proc/self").exists():
@@ -928,18 +958,19 @@ def _is_server(pid: int, data: Path) -> bool:
     return _postmaster_pid(data) == pid
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    # A dead process nobody has reaped yet still answers kill(0).
-    status = _read_lines(Path(f"/proc/{pid}/stat"))
-    if status:
-        return status[0].rpartition(")")[2].split()[:1] != ["Z"]
-    return True
+def _remove_folder(folder: Path) -> list[str]:
+    """Remove `folder` as far as it goes; each path that stayed, with why."""
+    failures: list[str] = []
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(folder, onexc=lambda _, path, exc: failures.append(_why(path, exc)))
+    else:
+        shutil.rmtree(folder, onerror=lambda _, path, info: failures.append(_why(path, info[1])))
+    return failures
+
+
+def _why(path: str, exc: BaseException) -> str:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"{path} ({reason})"
 
 
 def _postmaster_pid(data: Path) -> int | None:
