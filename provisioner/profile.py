@@ -466,6 +466,7 @@ def parse_profile(text: str, path: Path, overrides: Mapping[str, Any] | None = N
 
 def _validate(source: ProfileSource) -> Profile:
     data = source.data
+    clear_nulls(data, Profile)
     data.setdefault("name", _default_name(source.path))
     try:
         profile = Profile.model_validate(data)
@@ -475,6 +476,31 @@ def _validate(source: ProfileSource) -> Profile:
         raise ProfileError(f"{source.path}: the document nests too deeply") from None
     sources = tuple(document.path.resolve() for document in source.documents)
     return profile.model_copy(update={"path": source.path.resolve(), "sources": sources})
+
+
+def clear_nulls(data: dict[str, Any], model: type[BaseModel]) -> None:
+    """`null` clears, at every level: a key whose value is null is taken out, so that its
+    default (or nothing, in a mapping such as test.env) applies, unless null is a value the
+    key takes itself (`env.file: null` writes no file, `password: null` is a random one)."""
+    for key, value in list(data.items()):
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            continue  # an unknown key: validation names it
+        annotation = field.annotation
+        if value is None:
+            if not _admits_none(annotation):
+                del data[key]
+        elif isinstance(value, dict):
+            inner = _model_in(annotation)
+            if inner is not None:
+                clear_nulls(value, inner)
+            elif typing.get_origin(annotation) is dict:
+                for name in [name for name, item in value.items() if item is None]:
+                    del value[name]
+
+
+def _admits_none(annotation: Any) -> bool:
+    return annotation is None or type(None) in typing.get_args(annotation)
 
 
 def _default_name(path: Path) -> str:

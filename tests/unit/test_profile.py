@@ -152,3 +152,43 @@ def test_env_id_differs_for_profiles_with_the_same_name_in_different_folders(
     second = parse_profile("name: same\n", tmp_path / "b" / "p.yaml")
     assert first.env_id != second.env_id
     assert first.env_id.startswith("same-")
+
+
+BASE_WITH_VALUES = """\
+name: base
+postgres:
+  version: '17'
+  port: 55432
+  settings: {work_mem: 64MB, jit: 'off'}
+  ssl: require
+env:
+  file: .env.base
+  vars: {KEEP: '{url}', DROP: '{host}'}
+test:
+  env: {PGTESTNOSSL: '1', OTHER: x}
+  container: {image: node:20, env: {A: '1', B: '2'}}
+"""
+
+
+def test_null_clears_an_inherited_key_at_every_level(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(BASE_WITH_VALUES)
+    profile = load(
+        tmp_path,
+        "extends: base.yaml\nname: child\n"
+        "postgres:\n  port: null\n  settings: {jit: null}\n  ssl: {mode: null}\n"
+        "env:\n  vars: {DROP: null}\n"
+        "test:\n  env: {PGTESTNOSSL: null}\n  container: {env: {B: null}}\n",
+    )
+    pg = profile.postgres
+    assert (pg.version, pg.port, pg.settings) == ("17", "auto", {"work_mem": "64MB"})
+    assert pg.ssl.mode == "disable"  # the default again
+    assert profile.env.vars == {"KEEP": "{url}"}
+    assert profile.test.env == {"OTHER": "x"}
+    assert profile.test.container is not None and profile.test.container.env == {"A": "1"}
+
+
+def test_null_where_null_is_a_value_keeps_its_meaning(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(BASE_WITH_VALUES)
+    profile = load(tmp_path, "extends: base.yaml\nenv:\n  file: null\ntest:\n  container: null\n")
+    assert profile.env.file is None  # writes no env file, not the default .env.test
+    assert profile.test.container is None
