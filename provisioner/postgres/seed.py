@@ -34,6 +34,11 @@ _ALREADY_THERE = re.compile(
     r"(?: \S+)?\s*$",
     re.M,
 )
+_AS_SQL = {
+    "SCHEMA - public": "CREATE SCHEMA public",
+    "COMMENT - SCHEMA public": "COMMENT ON SCHEMA public",
+    "COMMENT - EXTENSION plpgsql": "COMMENT ON EXTENSION plpgsql",
+}
 _GRANT_TO = re.compile(r"^\s*GRANT\b.*?\bTO\s+(.+?)(?:\s+WITH\s+\w+\s+OPTION)?;\s*$", re.I | re.M)
 
 
@@ -239,7 +244,7 @@ def without_entries_already_there(listing: str) -> tuple[str, list[str]]:
     public already exists"); and what was left out. Every other entry, and error, stays."""
     skipped = [match["what"] for match in _ALREADY_THERE.finditer(listing)]
     kept = _ALREADY_THERE.sub(lambda match: ";" + match[0], listing)
-    return kept, [what.replace(" - ", " ") for what in skipped]
+    return kept, [_AS_SQL[what] for what in skipped]
 
 
 def _options(defaults: SeedOptions, item: SeedItem) -> SeedOptions:

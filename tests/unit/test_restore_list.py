@@ -26,7 +26,11 @@ OLD_DUMP_LISTING = """\
 
 def test_public_schema_and_plpgsql_comment_are_left_out() -> None:
     kept, skipped = without_entries_already_there(OLD_DUMP_LISTING)
-    assert skipped == ["SCHEMA public", "COMMENT SCHEMA public", "COMMENT EXTENSION plpgsql"]
+    assert skipped == [
+        "CREATE SCHEMA public",
+        "COMMENT ON SCHEMA public",
+        "COMMENT ON EXTENSION plpgsql",
+    ]
     assert ";3; 2615 2200 SCHEMA - public postgres\n" in kept
     assert ";2354; 0 0 COMMENT - SCHEMA public postgres\n" in kept
     assert ";2356; 0 0 COMMENT - EXTENSION plpgsql\n" in kept
