@@ -17,6 +17,7 @@ from provisioner.errors import (
     EXIT_ENVIRONMENT_ERROR,
     EXIT_INTERRUPTED,
     EnvctlError,
+    NamesVersionSetting,
     UsageError,
 )
 
@@ -529,7 +530,12 @@ def repro(
         int | None, typer.Option("--port", help="A fixed port (default: free).")
     ] = None,
     version: Annotated[
-        str, typer.Option("--version", help="Postgres version (default: the backup's).")
+        str,
+        typer.Option(
+            "--version",
+            help="Postgres version (default: the backup's); nearest: the backup's, or else the "
+            "nearest newer major here.",
+        ),
     ] = "auto",
     runtime: RuntimeOption = None,
     show_password: ShowPassword = False,
@@ -549,8 +555,12 @@ def repro(
     argv = command_argv(command) if command else None
     if argv:
         check_command(argv, Path.cwd())
-    with deferred_signals():
-        env = start(profile, mode="up", notify=say, runtime_override=runtime)
+    try:
+        with deferred_signals():
+            env = start(profile, mode="up", notify=say, runtime_override=runtime)
+    except NamesVersionSetting as exc:
+        exc.naming("--version")  # repro's user chooses the version with a flag, not a key
+        raise
     _print_connection(env, show_password)
     say(f"it stays up; remove it with: envctl down {backup}")
     if argv:

@@ -62,6 +62,33 @@ class ReadinessTimeoutError(InfrastructureError):
     """The server did not accept connections in time."""
 
 
+class NamesVersionSetting(EnvctlError):
+    """An error whose hint says how to choose the Postgres version: a profile key or a flag.
+
+    The same start is reached from a profile (`postgres.version: 17`) and from `repro`
+    (`--version 17`); the command that knows which one the user typed calls `naming`.
+    """
+
+    def __init__(self, message: str, hint_template: str) -> None:
+        self.hint_template = hint_template
+        super().__init__(message, hint_template.format(setting=PROFILE_VERSION_SETTING))
+
+    def naming(self, setting: str) -> None:
+        """Let the hint name `setting` (e.g. "--version") as the way to choose the version."""
+        self.hint = self.hint_template.format(setting=setting)
+
+
+PROFILE_VERSION_SETTING = "postgres.version:"
+
+
+class VersionUnknownError(NamesVersionSetting, ProfileError):
+    """`version: auto` (or nearest), and no backup says which major it came from."""
+
+
+class MajorUnavailableError(NamesVersionSetting, InfrastructureError):
+    """No image or install of the wanted major is here; the message lists the majors that are."""
+
+
 class SeedError(EnvctlError):
     """A seed file or backup could not be restored."""
 

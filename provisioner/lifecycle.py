@@ -36,6 +36,7 @@ from provisioner.errors import (
     EnvctlError,
     InfrastructureError,
     NotRunningError,
+    VersionUnknownError,
 )
 from provisioner.postgres.ready import import_client, wait_until_ready
 from provisioner.postgres.ssl import server_ssl
@@ -153,6 +154,7 @@ def up(
 ) -> Environment:
     """Start `profile`'s environment and return it once it accepts connections."""
     check_files(profile)
+    profile = settle_version(profile, runtime_override, notify)
     runtime = runtime or open_runtime(profile, runtime_override, notify)
     env_id = profile.env_id
     _claim(profile, runtime, notify)
@@ -321,8 +323,8 @@ def _start(
 def _seeds_and_cache(
     profile: Profile, runtime: Runtime, state_dir: Path
 ) -> tuple[PostgresConfig, list[SeedFile | SeedItem], str | None, str | None]:
-    """The profile's server with its version resolved, its seeds read, the cache key (None
-    when not caching) and the entry's image on a hit.
+    """The profile's server, its seeds read, the cache key (None when not caching) and the
+    entry's image on a hit.
 
     Seed files remembered unchanged since an earlier start are neither read nor hashed again:
     on a hit, a start then costs the same whatever the seeds' size.
@@ -332,20 +334,15 @@ def _seeds_and_cache(
         files = [(profile.folder / item.path).resolve() for item in pg.seed if item.path]
         remembered = [remembered_seed(path) for path in files]
         known = [entry for entry in remembered if entry is not None]
-        majors = [int(entry["major"]) for entry in known if entry.get("major")]
-        if len(known) == len(files) and (pg.version != "auto" or majors):
-            if pg.version == "auto":
-                pg = pg.model_copy(update={"version": str(max(majors))})
+        if len(known) == len(files):
             digests = [str(entry["sha256"]) for entry in known]
             key, hit = _cache_lookup(runtime, pg, profile.folder, digests)
             if hit:
                 return pg, [], key, hit
-            pg = profile.postgres
     # Read only when the cache cannot serve the start: a module for backups, and their bytes.
     from provisioner.postgres.seed import SeedFile, check_versions, inspect_seeds
 
     seeds = inspect_seeds(pg, profile.folder, state_dir / "seed-work")
-    pg = _with_version(pg, seeds)
     check_versions(seeds, pg.major)
     if not cache_enabled():
         return pg, seeds, None, None
@@ -386,16 +383,51 @@ def _cache_store(
     mark_used(key)
 
 
-def _with_version(pg: PostgresConfig, seeds: list[SeedFile | SeedItem]) -> PostgresConfig:
-    """`version: auto` becomes the major the newest backup was dumped from."""
-    if pg.version != "auto":
-        return pg
-    from provisioner.postgres.seed import backup_major
+def settle_version(
+    profile: Profile, runtime_override: str | None = None, notify: Notify = _quiet
+) -> Profile:
+    """`profile` with `version: auto` (or `nearest`) replaced by a major, before the runtime is
+    chosen (which image, which binaries): the backup's own, or with `nearest` the oldest major
+    here that is not older than it (saying so when it is another)."""
+    pg = profile.postgres
+    if pg.version not in ("auto", "nearest"):
+        return profile
+    needed = _backup_major(profile)
+    if needed is None:
+        raise VersionUnknownError(
+            f"{profile.path or profile.name}: postgres.version is {pg.version} but no backup in "
+            "postgres.seed says which version it came from",
+            hint_template="choose one with {setting} 17 (or any major from 12 to 18), or add a "
+            "pg_dump backup to postgres.seed",
+        )
+    chosen = needed
+    if pg.version == "nearest":
+        from provisioner.runtime.majors import available_majors
+        from provisioner.runtime.select import wanted_runtime
 
-    major = backup_major(seeds)
-    if major is None:
-        pg.major  # noqa: B018 - raises the explanatory ProfileError
-    return pg.model_copy(update={"version": str(major)})
+        here = available_majors(pg, wanted_runtime(profile, runtime_override))
+        nearest = here.nearest_newer(needed)
+        if nearest is not None and nearest != needed:
+            notify(
+                f"the backup comes from PostgreSQL {needed}, which is not here: restoring into "
+                f"{nearest}, the nearest newer major here"
+            )
+            chosen = nearest
+    postgres = pg.model_copy(update={"version": str(chosen)})
+    return profile.model_copy(update={"postgres": postgres})
+
+
+def _backup_major(profile: Profile) -> int | None:
+    """The newest major the profile's backups need (see DumpInfo.required_major), read from the
+    seed memo when every file is unchanged since it was read, else from the files' headers."""
+    files = [(profile.folder / item.path).resolve() for item in profile.postgres.seed if item.path]
+    remembered = [remembered_seed(path) for path in files]
+    if files and all(entry is not None and entry.get("major") for entry in remembered):
+        return max(int(entry["major"]) for entry in remembered if entry is not None)
+    from provisioner.postgres.dumpfile import inspect_dump
+
+    majors = [info.required_major for info in map(inspect_dump, files) if info.required_major]
+    return max(majors) if majors else None
 
 
 def _certs_dir(profile: Profile, state_dir: Path) -> Path:
@@ -762,6 +794,7 @@ def environment(
     runtime_override: str | None = None,
 ) -> Iterator[Environment]:
     """Bring `profile` up for the `with` block and always tear it down afterwards."""
+    profile = settle_version(profile, runtime_override, notify)
     runtime = open_runtime(profile, runtime_override, notify)
     env = up(profile, mode="run", runtime=runtime, notify=notify)
     try:

@@ -203,7 +203,7 @@ class PostgresConfig(_Strict):
     @field_validator("version")
     @classmethod
     def _known_version(cls, value: str) -> str:
-        if value == "auto":
+        if value in ("auto", "nearest"):
             return value
         match = _VERSION.match(value)
         if not match:
@@ -265,9 +265,10 @@ class PostgresConfig(_Strict):
     @property
     def major(self) -> int:
         """The major version, e.g. 16 for "16.4"."""
-        if self.version == "auto":
+        if self.version in ("auto", "nearest"):
             raise ProfileError(
-                "postgres.version is auto but no backup in postgres.seed says which version",
+                f"postgres.version is {self.version} but no backup in postgres.seed says which "
+                "version",
                 hint="set postgres.version, or add a pg_dump backup to postgres.seed",
             )
         return int(self.version.split(".")[0])

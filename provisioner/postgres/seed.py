@@ -27,6 +27,18 @@ Notify = Callable[[str], None]
 MAINTENANCE_DB = "postgres"
 _PSQL_ERROR = re.compile(r"^psql:(?P<file>[^:]+):(?P<line>\d+): (?P<message>.*)$", re.M)
 _OWNER_TO = re.compile(r"\bOWNER TO (\"(?:[^\"]|\"\")+\"|[A-Za-z_][\w$]*)", re.I)
+# TOC entries every new database already has, which pg_dump before 11 (and pg_dump of a
+# re-created or named `public` schema) writes: restored, they fail with "already exists".
+_ALREADY_THERE = re.compile(
+    r"^\d+; \d+ \d+ (?P<what>SCHEMA - public|COMMENT - SCHEMA public|COMMENT - EXTENSION plpgsql)"
+    r"(?: \S+)?\s*$",
+    re.M,
+)
+_AS_SQL = {
+    "SCHEMA - public": "CREATE SCHEMA public",
+    "COMMENT - SCHEMA public": "COMMENT ON SCHEMA public",
+    "COMMENT - EXTENSION plpgsql": "COMMENT ON EXTENSION plpgsql",
+}
 _GRANT_TO = re.compile(r"^\s*GRANT\b.*?\bTO\s+(.+?)(?:\s+WITH\s+\w+\s+OPTION)?;\s*$", re.I | re.M)
 
 
@@ -89,7 +101,7 @@ def apply_seed(
     for seed in seeds:
         if isinstance(seed, SeedFile):
             notify(f"restoring {seed.source.name} ({seed.info.format})")
-            _restore_file(runtime, env_id, connection, pg, seed)
+            _restore_file(runtime, env_id, connection, pg, seed, notify)
         else:
             notify("running inline SQL")
             _run_inline(runtime, env_id, connection, seed)
@@ -148,7 +160,12 @@ def _run_inline(runtime: Runtime, env_id: str, connection: Connection, item: See
 
 
 def _restore_file(
-    runtime: Runtime, env_id: str, connection: Connection, pg: PostgresConfig, seed: SeedFile
+    runtime: Runtime,
+    env_id: str,
+    connection: Connection,
+    pg: PostgresConfig,
+    seed: SeedFile,
+    notify: Notify,
 ) -> None:
     options = _options(pg.seed_options, seed.item)
     inside = runtime.copy_in(env_id, seed.readable)
@@ -187,6 +204,7 @@ def _restore_file(
         argv.append("--schema-only")
     if options.data_only:
         argv += ["--data-only", "--disable-triggers"]
+    argv += _skip_what_is_there(runtime, env_id, seed, inside, notify)
     argv.append(inside)
     result = runtime.exec(env_id, argv)
     if result.exit_code != 0:
@@ -197,6 +215,36 @@ def _restore_file(
             if "role" in result.output and "does not exist" in result.output
             else "pg_restore stopped at the first error shown above",
         )
+
+
+def _skip_what_is_there(
+    runtime: Runtime, env_id: str, seed: SeedFile, inside: str, notify: Notify
+) -> list[str]:
+    """`-L LIST` leaving out the archive's entries every new database already has (see
+    `without_entries_already_there`), or nothing when it has none of them."""
+    listing = runtime.exec(env_id, ["pg_restore", "--list", inside])
+    if listing.exit_code != 0:
+        return []  # the restore itself reports why the archive cannot be read
+    kept, skipped = without_entries_already_there(listing.output)
+    if not skipped:
+        return []
+    notify(
+        f"skipping {', '.join(skipped)} of {seed.source.name}: every new database has them "
+        "(old pg_dump releases wrote them)"
+    )
+    with tempfile.TemporaryDirectory(prefix="envctl-list-") as folder:
+        path = Path(folder) / "restore.list"
+        path.write_text(kept)
+        return ["--use-list", runtime.copy_in(env_id, path)]
+
+
+def without_entries_already_there(listing: str) -> tuple[str, list[str]]:
+    """A `pg_restore --list` with the entries for `public` and plpgsql's comment commented
+    out, which old dumps create and a new database has (restoring them fails with "schema
+    public already exists"); and what was left out. Every other entry, and error, stays."""
+    skipped = [match["what"] for match in _ALREADY_THERE.finditer(listing)]
+    kept = _ALREADY_THERE.sub(lambda match: ";" + match[0], listing)
+    return kept, [_AS_SQL[what] for what in skipped]
 
 
 def _options(defaults: SeedOptions, item: SeedItem) -> SeedOptions:

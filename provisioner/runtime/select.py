@@ -6,7 +6,12 @@ import contextlib
 import os
 from dataclasses import dataclass
 
-from provisioner.errors import DockerUnavailableError, EnvctlError, UsageError
+from provisioner.errors import (
+    DockerUnavailableError,
+    EnvctlError,
+    MajorUnavailableError,
+    UsageError,
+)
 from provisioner.profile import Profile
 from provisioner.runtime import Runtime
 
@@ -35,24 +40,79 @@ def wanted_runtime(profile: Profile | None, override: str | None = None) -> str:
 
 
 def choose_runtime(profile: Profile, override: str | None = None) -> Choice:
-    """The runtime for `profile`; `auto` prefers Docker when it answers and has the image."""
+    """The runtime for `profile`'s major; `auto` prefers Docker when it answers and has the image.
+
+    The version must be settled (`version: auto` read from the backup) before this is asked.
+    When no runtime asked for can run that major, MajorUnavailableError lists the majors here.
+    """
     wanted = wanted_runtime(profile, override)
-    if wanted == "docker":
-        return Choice(runtime_named("docker"), "docker, as asked")
     if wanted == "native":
+        missing = _native_missing(profile)
+        if missing:
+            raise unavailable_major(profile, wanted, [f"native: {missing}"])
         return Choice(runtime_named("native"), "native, as asked")
     from provisioner.runtime.docker import DockerRuntime, docker_engine
 
+    image = profile.postgres.resolved_image()
+    if wanted == "docker":
+        runtime = DockerRuntime()
+        try:
+            runtime.ensure_image(image)
+        except EnvctlError as exc:
+            if profile.postgres.image is not None:
+                raise  # a fixed image: other majors of a template are no help
+            raise unavailable_major(profile, wanted, [f"Docker: {exc.message}"]) from None
+        return Choice(runtime, "docker, as asked")
     try:
         runtime = DockerRuntime(docker_engine(timeout=AUTO_PING_TIMEOUT))
-    except DockerUnavailableError as exc:
-        return Choice(runtime_named("native"), f"native, because {exc.message}")
-    image = profile.postgres.resolved_image()
-    try:
         runtime.ensure_image(image)
     except EnvctlError as exc:
+        missing = _native_missing(profile)
+        if missing:
+            raise unavailable_major(
+                profile, wanted, [f"Docker: {exc.message}", f"native: {missing}"]
+            ) from None
         return Choice(runtime_named("native"), f"native, because {exc.message}")
     return Choice(runtime, f"docker, because the engine answers and has {image}")
+
+
+def _native_missing(profile: Profile) -> str | None:
+    """Why the native runtime cannot run the profile's major, or None when it can."""
+    if profile.postgres.bin_dir is not None:
+        return None  # the profile's own folder: the native start checks it and says why
+    from provisioner.runtime.binaries import find_install
+
+    try:
+        find_install(profile.postgres.major)
+    except EnvctlError:
+        return f"no PostgreSQL {profile.postgres.major} binaries found"
+    return None
+
+
+def unavailable_major(profile: Profile, runtime: str, reasons: list[str]) -> MajorUnavailableError:
+    """The error for a major no runtime here has: why each runtime failed, what majors are here,
+    and (in the hint) the nearest newer one, which a backup restores into."""
+    from provisioner.runtime.majors import available_majors
+
+    major = profile.postgres.major
+    here = available_majors(profile.postgres, runtime)
+    newer = here.nearest_newer(major)
+    if newer is not None:
+        hint = (
+            f"use {{setting}} nearest (restores into {newer}, the nearest newer major here) or "
+            f"{{setting}} {newer}; or install PostgreSQL {major}"
+        )
+    else:
+        hint = (
+            f"a backup restores into its own major or a newer one, never an older: install "
+            f"PostgreSQL {major} (e.g. apt install postgresql-{major}) or make the image "
+            f"{profile.postgres.resolved_image()} available"
+        )
+    return MajorUnavailableError(
+        f"PostgreSQL {major} cannot run here ({'; '.join(reasons)}); majors here: "
+        f"{here.describe()}",
+        hint_template=hint,
+    )
 
 
 def runtime_named(name: str) -> Runtime:

@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """Build the local ``envctl-test/postgres:<MAJOR>`` images used by envctl's tests.
 
+Each image is also tagged ``postgres:<MAJOR>``, the official image's name: envctl's default
+image template names it, so the journey tests (tests/journeys) run envctl exactly as a user
+does, with no ENVCTL_POSTGRES_IMAGE. An official ``postgres:<MAJOR>`` already here (pulled,
+without our label) is never retagged.
+
 Usage: python tests/images/build.py [--force] [--verbose] [MAJOR ...]   (default: 15 17)
 
 Nothing is pulled from a container registry. Each image is made like this:
@@ -42,6 +47,7 @@ HERE = Path(__file__).resolve().parent
 ENTRYPOINT = HERE / "docker-entrypoint.sh"
 
 REPOSITORY = "envctl-test/postgres"
+OFFICIAL_REPOSITORY = "postgres"
 LABEL = "org.envctl.test-image"
 DEFAULT_MAJORS = ("15", "17")
 # PostgreSQL major -> Debian suite whose main archive ships postgresql-<major>
@@ -502,6 +508,7 @@ def build(major: str, mirror: str, verbose: bool) -> None:
         ):
             raise BuildError(f"smoke test failed: {out}")
         docker_out("tag", candidate, tag)
+        tag_official(major)
         size = int(docker_out("image", "inspect", "-f", "{{.Size}}", tag))
         say(f"{prefix} built {tag}: {out[2]}, {human(size)}, {time.monotonic() - started:.0f}s")
     except BuildError as exc:
@@ -526,6 +533,21 @@ def build(major: str, mirror: str, verbose: bool) -> None:
             )
         log.close()
         remove_tree(work)
+
+
+def tag_official(major: str) -> None:
+    """Tag the test image as the official ``postgres:<MAJOR>`` too, unless a real one is here."""
+    official = f"{OFFICIAL_REPOSITORY}:{major}"
+    current = image_id(official)
+    if current is not None and current != image_id(f"{REPOSITORY}:{major}"):
+        labels = docker_out(
+            "image", "inspect", "-f", f'{{{{index .Config.Labels "{LABEL}"}}}}', official
+        )
+        if labels != "true":
+            say(f"[{major}] {official} is another image (not ours): left as it is")
+            return
+    docker_out("tag", f"{REPOSITORY}:{major}", official)
+    say(f"[{major}] tagged {official}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -575,6 +597,10 @@ def main(argv: list[str] | None = None) -> int:
     for major in majors:
         if image_exists(f"{REPOSITORY}:{major}") and not args.force:
             say(f"[{major}] {REPOSITORY}:{major} exists, skipping (use --force to rebuild)")
+            try:
+                tag_official(major)
+            except BuildError as exc:
+                return fail(str(exc))
         else:
             todo.append(major)
     if not todo:
