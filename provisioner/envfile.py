@@ -107,7 +107,7 @@ def check_target(target: Path, protected: Iterable[Path]) -> None:
         if not stat.S_ISREG(info.st_mode):
             raise ProfileError(f"env.file: {target} is not a regular file", hint=fix)
         text = target.read_bytes().decode("utf-8", errors="surrogateescape")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         _check_folder(target)
         return
     except OSError as exc:
