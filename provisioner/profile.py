@@ -572,7 +572,7 @@ def _default_name(path: Path) -> str:
 
 def _profile_error(exc: ValidationError, source: ProfileSource) -> ProfileError:
     error = exc.errors()[0]
-    loc = _clean_location(error["loc"])
+    loc = _clean_location(error["loc"], source.data)
     key = ".".join(str(part) for part in loc) or "(top level)"
     where = source.where(loc)
     more = len(exc.errors()) - 1
@@ -591,13 +591,21 @@ def _profile_error(exc: ValidationError, source: ProfileSource) -> ProfileError:
     )
 
 
-def _clean_location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    # Pydantic inserts union branch names ("int", "literal['auto']") into locations.
-    return tuple(
-        part
-        for part in loc
-        if not (isinstance(part, str) and (part.endswith("]") or part in {"int", "str", "float"}))
-    )
+def _clean_location(loc: tuple[int | str, ...], data: Any) -> tuple[int | str, ...]:
+    # Pydantic inserts union branch names ("int", "literal['auto']") into locations. A part
+    # is a key when the data has it there: a key may be named "int" too.
+    cleaned: list[int | str] = []
+    node = data
+    for part in loc:
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_list or (isinstance(node, dict) and part in node):
+            node = node[part]
+        elif isinstance(part, str) and (part.endswith("]") or part in {"int", "str", "float"}):
+            continue
+        else:
+            node = None
+        cleaned.append(part)
+    return tuple(cleaned)
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:

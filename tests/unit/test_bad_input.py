@@ -335,3 +335,10 @@ def test_validate_of_any_profile_passes_or_gives_envctls_own_error(
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(
         result.exception
     )
+
+
+def test_an_unknown_key_named_like_a_type_is_named_in_the_error(tmp_path: Path) -> None:
+    # Found by the property test: pydantic's union branch names ("int") are also keys.
+    for text in ("int: 1\n", "name: x\npostgres:\n  str: 1\n"):
+        with pytest.raises(ProfileError, match="unknown key"):
+            parse_profile(text, tmp_path / "p.yaml")
