@@ -84,28 +84,8 @@ class YamlFloat(float):
         return number
 
 
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: str, line: int, first: int) -> None:
-        super().__init__(f"duplicate key {key}")
-        self.key, self.line, self.first = key, line, first
-
-
 class ProfileLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing duplicate keys (YAML would keep the last silently) and
-    keeping the text of floats."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # Before the merge keys (`<<`) are flattened in: those may be overridden on purpose.
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
-                continue
-            key = self.construct_object(key_node)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise _DuplicateKey(str(key), line, seen[key])
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
+    """YAML's safe loader, keeping the text of floats (`16.10` is not the text of 16.1)."""
 
     def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
         return YamlFloat(super().construct_yaml_float(node), str(node.value))
@@ -171,14 +151,10 @@ def _parse_yaml(text: str, path: Path) -> tuple[yaml.Node | None, dict[str, Any]
         try:
             # One parse: the node tree names lines, the same nodes build the data.
             root = loader.get_single_node()
+            _refuse_duplicate_keys(loader, root, path)
             data = loader.construct_document(root) if root is not None else None
         finally:
             loader.dispose()
-    except _DuplicateKey as exc:
-        raise ProfileError(
-            f"{path}, line {exc.line}: key '{exc.key}' is set twice (first on line {exc.first})",
-            hint="YAML would keep only the last one: remove one of them",
-        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
@@ -198,6 +174,39 @@ def _parse_yaml(text: str, path: Path) -> tuple[yaml.Node | None, dict[str, Any]
             hint="start from profiles/quickstart.yaml",
         )
     return root, data
+
+
+def _refuse_duplicate_keys(loader: ProfileLoader, root: yaml.Node | None, path: Path) -> None:
+    """A key written twice in one mapping is an error: YAML would keep the last silently.
+
+    Keys brought in by a merge (`<<: *base`) may be overridden: that is what they are for.
+    """
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())] if root is not None else []
+    visited: set[int] = set()
+    while stack:
+        node, loc = stack.pop()
+        if id(node) in visited:  # an alias: its node was walked already
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack += [(item, (*loc, index)) for index, item in enumerate(node.value)]
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                stack.append((value_node, loc))
+                continue
+            key = loader.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                dotted = ".".join(str(part) for part in (*loc, key))
+                raise ProfileError(
+                    f"{path}, line {line}: {dotted} is set twice (first on line {seen[key]})",
+                    hint="YAML would keep only the last one: remove one of them",
+                )
+            seen[key] = line
+            stack.append((value_node, (*loc, key)))
 
 
 def _load_chain(

@@ -79,7 +79,7 @@ CASES = [
     Case(
         "duplicate-key",
         "name: x\npostgres:\n  port: 5000\n  user: u\n  port: 6000\n",
-        ("line 5", "'port'", "twice", "line 3"),
+        ("line 5", "postgres.port", "twice", "line 3"),
     ),
     Case(
         "nested-default",
