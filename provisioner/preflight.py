@@ -79,12 +79,24 @@ def check_variables(profile: Profile) -> None:
                 hint="shorten its template (or postgres.password)",
             )
         total += size + 1
+        _render(profile, name, template, values)
     if total > MAX_ENVIRONMENT_BYTES:
         raise ProfileError(
             f"{profile.path}: env.vars and test.env would be about {total} bytes together, "
             f"over the cap of {MAX_ENVIRONMENT_BYTES // 1024 // 1024} MiB for a suite's variables",
             hint="write fewer or shorter variables",
         )
+
+
+def _render(profile: Profile, name: str, template: str, values: dict[str, str]) -> None:
+    # The models allow only plain {name}s of known fields; rendering once is the proof.
+    try:
+        template.format_map(values)
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        raise ProfileError(
+            f"{profile.path}: env.vars: {name}: '{template}' cannot be rendered ({exc})",
+            hint="write placeholders as plain {url}, {host}, {port}...",
+        ) from None
 
 
 def _rendered_size(template: str, values: dict[str, str]) -> int:

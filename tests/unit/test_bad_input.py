@@ -342,3 +342,22 @@ def test_an_unknown_key_named_like_a_type_is_named_in_the_error(tmp_path: Path) 
     for text in ("int: 1\n", "name: x\npostgres:\n  str: 1\n"):
         with pytest.raises(ProfileError, match="unknown key"):
             parse_profile(text, tmp_path / "p.yaml")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(max_size=300))
+def test_validate_of_any_text_passes_or_gives_envctls_own_error(text: str) -> None:
+    import tempfile
+
+    from typer.testing import CliRunner
+
+    from provisioner.cli import app
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "any.yaml"
+        path.write_text(text, encoding="utf-8", errors="surrogateescape")
+        result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code in (0, 2), (text, result.output[-1000:])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
