@@ -113,12 +113,12 @@ def _main(
 @reports_errors
 def validate(profiles: Annotated[list[Path], typer.Argument(help="Profiles to check.")]) -> None:
     """Check profiles without starting anything (no Docker needed)."""
-    from provisioner.envfile import check_files
+    from provisioner.preflight import check_before_start
     from provisioner.profile import load_profile
 
     for path in profiles:
         profile = load_profile(path)
-        check_files(profile)
+        check_before_start(profile)
         pg = profile.postgres
         say(
             f"ok: {path} (name {profile.name}, Postgres {pg.version}, port {pg.port}, "
@@ -413,7 +413,11 @@ def run(
     ] = False,
     repeat: Annotated[
         int | None,
-        typer.Option("--repeat", min=1, help="Run the suite N times, resetting the data between."),
+        typer.Option(
+            "--repeat",
+            min=1,
+            help="Run the suite N times (at most 1000), resetting data between.",
+        ),
     ] = None,
     report_json: Annotated[
         Path | None, typer.Option("--report-json", help="Write every run and test as JSON.")

@@ -638,7 +638,7 @@ def _check_env_file(
     if path is None:
         return [Check("env file", True, "the profile writes no env file: nothing to check")]
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_env_text(path)
     except FileNotFoundError:
         if running is None and not explicit:
             return [
@@ -659,7 +659,7 @@ def _check_env_file(
                 "write it again",
             )
         ]
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         return [Check("env file", False, f"{path} cannot be read ({exc})")]
     values = parse_env_file(text)
     checks = [Check("env file", True, f"{path}: {_count(len(values), 'variable')}")]
@@ -1032,6 +1032,12 @@ def _check_drift(
 # --- secrets ------------------------------------------------------------------------------
 
 
+def read_env_text(path: Path) -> str:
+    """An env file's text; a byte that is not UTF-8 (envctl keeps those when it merges) reads
+    as U+FFFD, so that it can still be checked and printed."""
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
 def _secrets(profile: Profile | None, running: Environment | None, path: Path | None) -> set[str]:
     found: set[str] = set()
     if running is not None:
@@ -1039,8 +1045,8 @@ def _secrets(profile: Profile | None, running: Environment | None, path: Path | 
     if profile is not None and profile.postgres.password:
         found.add(profile.postgres.password)
     if path is not None:
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            values = parse_env_file(path.read_text(encoding="utf-8"))
+        with contextlib.suppress(OSError):
+            values = parse_env_file(read_env_text(path))
             for name, value in values.items():
                 if "PASSWORD" in name:
                     found.add(value)

@@ -103,13 +103,19 @@ def check_target(target: Path, protected: Iterable[Path]) -> None:
     (the profile, its seeds), or an existing file that is not a dotenv file."""
     fix = "point env.file at a dotenv file of its own, e.g. .env.test"
     try:
-        if not stat.S_ISREG(os.stat(target).st_mode):
+        info = os.stat(target)
+        if not stat.S_ISREG(info.st_mode):
             raise ProfileError(f"env.file: {target} is not a regular file", hint=fix)
         text = target.read_bytes().decode("utf-8", errors="surrogateescape")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        _check_folder(target)
         return
     except OSError as exc:
         raise ProfileError(f"env.file: {target} cannot be read ({exc.strerror})") from None
+    _check_folder(target)
+    # A file with other hard links is rewritten in place (see _put): it must be writable too.
+    if info.st_nlink > 1 and not os.access(target, os.W_OK):
+        raise ProfileError(f"env.file: {target} is not writable", hint=fix)
     for path in protected:
         with contextlib.suppress(OSError):
             if os.path.samefile(target, path):
@@ -121,6 +127,34 @@ def check_target(target: Path, protected: Iterable[Path]) -> None:
             "envctl merges its variables only into dotenv files",
             hint=fix,
         )
+
+
+def _check_folder(target: Path) -> None:
+    """The env file's folder (or the nearest that exists, where envctl makes the rest) is one
+    envctl can write in, and restore the file in afterwards."""
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ProfileError(
+            f"env.file: {target}: {folder} is not a folder",
+            hint="point env.file at a path inside a folder",
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ProfileError(
+            f"env.file: {target}: the folder {folder} is not writable: envctl writes the file "
+            "there and puts it back afterwards",
+            hint="make the folder writable, or point env.file elsewhere",
+        )
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """The folders from `folder` up that do not exist yet, outermost first."""
+    missing: list[Path] = []
+    while not folder.exists() and folder != folder.parent:
+        missing.insert(0, folder)
+        folder = folder.parent
+    return missing
 
 
 def first_foreign_line(text: str) -> int | None:

@@ -30,7 +30,7 @@ from provisioner.cache import (
 )
 from provisioner.cache import enabled as cache_enabled
 from provisioner.connection import Connection
-from provisioner.envfile import EnvFileGuard, check_files, render_env, write_atomic
+from provisioner.envfile import EnvFileGuard, missing_folders, render_env, write_atomic
 from provisioner.errors import (
     AlreadyRunningError,
     EnvctlError,
@@ -71,6 +71,7 @@ Notify = Callable[[str], None]
 CLAIM_FILE = "claim"
 NETWORK_ALIAS = "postgres"
 CERTS_FOLDER = ".envctl"
+CREATED_FOLDERS = "created_folders"
 
 
 def _quiet(message: str) -> None:
@@ -153,7 +154,9 @@ def up(
     notify: Notify = _quiet,
 ) -> Environment:
     """Start `profile`'s environment and return it once it accepts connections."""
-    check_files(profile)
+    from provisioner.preflight import check_before_start
+
+    check_before_start(profile)
     profile = settle_version(profile, runtime_override, notify)
     runtime = runtime or open_runtime(profile, runtime_override, notify)
     env_id = profile.env_id
@@ -266,8 +269,16 @@ def _start(
     notify(f"starting Postgres {pg.version} ({runtime.name}: {where}){cached}")
     signals.current().checkpoint()
     certs_dir = _certs_dir(profile, state_dir)
-    record = _replace(record, details={"certs_dir": str(certs_dir)})
+    # Folders made for the env file (and the certificates next to it) are recorded before
+    # they are made, so that teardown, also gc's after a crash, removes them again.
+    created = missing_folders(profile.env_file.parent) if profile.env_file else []
+    details: dict[str, object] = {"certs_dir": str(certs_dir)}
+    if created:
+        details[CREATED_FOLDERS] = [str(folder) for folder in created]
+    record = _replace(record, details=details)
     save_record(record)
+    for folder in created:
+        folder.mkdir(exist_ok=True)
     began = time.monotonic()
     started = runtime.start(spec, meanwhile=import_client)
     if "bin_dir" in started.details:
@@ -464,6 +475,21 @@ def _remove_certificates(record: EnvironmentRecord | None) -> str | None:
         if folder.parent.name == CERTS_FOLDER:
             folder.parent.rmdir()  # only when empty: other environments may use it
     return f"certificates {folder}"
+
+
+def _remove_created_folders(record: EnvironmentRecord | None) -> list[str]:
+    """Remove the folders `up` made for the env file, innermost first, if they are empty."""
+    created = record.details.get(CREATED_FOLDERS) if record else None
+    removed = []
+    for name in reversed(created if isinstance(created, list) else []):
+        try:
+            Path(str(name)).rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:  # something else was put there since: not ours to remove
+            break
+        removed.append(f"folder {name}")
+    return removed
 
 
 def _replace(record: EnvironmentRecord, **changes: object) -> EnvironmentRecord:
@@ -699,6 +725,7 @@ def _teardown(env_id: str, runtime: Runtime) -> list[str]:
     certificates = _remove_certificates(record)
     if certificates is not None:
         removed.append(certificates)
+    removed += _remove_created_folders(record)
     if failure is not None:
         raise failure
     forget(env_id)

@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from provisioner.errors import ProfileError
-from provisioner.profile_source import ProfileSource, parse_source, read_source
+from provisioner.profile_source import ProfileSource, YamlFloat, parse_source, read_source
 
 DEFAULT_IMAGE_TEMPLATE = "postgres:{version}"
 IMAGE_TEMPLATE_VARIABLE = "ENVCTL_POSTGRES_IMAGE"
@@ -54,8 +54,36 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _VERSION = re.compile(r"^(\d{1,2})(?:\.(\d{1,2}))?$")
 _SETTING = re.compile(r"^[a-z_][a-z0-9_.]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-_OWNED_SETTINGS = {"hba_file", "listen_addresses", "port"}
+# Settings envctl sets itself: where the server listens and where its files are. Another value
+# would leave envctl unable to reach the server, or point it at files envctl does not manage.
+_OWNED_SETTINGS = {
+    "config_file",
+    "data_directory",
+    "external_pid_file",
+    "hba_file",
+    "ident_file",
+    "listen_addresses",
+    "port",
+    "unix_socket_directories",
+    "unix_socket_group",
+    "unix_socket_permissions",
+}
+# `-c key=value` is one argument of the server's command line: Linux refuses one over 128 KiB
+# (E2BIG). No real setting is near 8 KiB; the cap leaves room for many of them.
+MAX_SETTING_BYTES = 8 * 1024
+# A variable reaches the suite's environment as one `NAME=value` string: 128 KiB at most.
+MAX_VARIABLE_BYTES = 128 * 1024
+# How many runs `envctl run` makes at most (test.repeat, --repeat).
+MAX_REPEAT = 1000
+# Databases envctl itself needs: template0/template1 make every database, envctl connects to
+# postgres to reset, clone and drop the test database.
+_RESERVED_DATABASES = {"template0", "template1", "postgres"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _too_long(name: str) -> bool:
+    # Postgres truncates identifiers to 63 bytes (NAMEDATALEN - 1), not characters.
+    return len(name.encode("utf-8", errors="surrogateescape")) > 63
 
 
 def _no_control_characters(value: str, what: str) -> str:
@@ -139,8 +167,8 @@ class RoleConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _role_name(cls, value: str) -> str:
-        if not value or len(value) > 63:
-            raise ValueError("a role name has 1 to 63 characters")
+        if not value or _too_long(value):
+            raise ValueError("a role name has 1 to 63 bytes (UTF-8)")
         return _no_control_characters(value, "the role name")
 
 
@@ -182,8 +210,8 @@ class PostgresConfig(_Strict):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not name or len(name) > 63:
-                raise ValueError(f"'{name}' must be 1 to 63 characters long")
+            if not name or _too_long(name):
+                raise ValueError(f"'{name}' must be 1 to 63 bytes long (UTF-8)")
             _no_control_characters(name, "the name")
         return value
 
@@ -195,7 +223,13 @@ class PostgresConfig(_Strict):
     @field_validator("version", mode="before")
     @classmethod
     def _version_text(cls, value: Any) -> Any:
-        # YAML reads `version: 16` as an int and `16.4` as a float: both mean the text.
+        # YAML reads `version: 16` as an int and `16.4` as a float: both mean the text, but
+        # the float of `16.10` is 16.1, another version.
+        if isinstance(value, YamlFloat) and value.text != str(value):
+            raise ValueError(
+                f'write version: "{value.text}" in quotes: YAML reads {value.text} as the '
+                f"number {value}"
+            )
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
         return value
@@ -213,6 +247,14 @@ class PostgresConfig(_Strict):
         if int(match.group(1)) not in SUPPORTED_MAJORS:
             majors = ", ".join(str(m) for m in SUPPORTED_MAJORS)
             raise ValueError(f"Postgres {match.group(1)} is not supported: use one of {majors}")
+        return value
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port_not_bool(cls, value: Any) -> Any:
+        # pydantic takes true for 1: a port must be written as a number.
+        if isinstance(value, bool):
+            raise ValueError(f"{str(value).lower()} is not a port: use a number 1-65535 or auto")
         return value
 
     @field_validator("port")
@@ -238,9 +280,20 @@ class PostgresConfig(_Strict):
     @field_validator("user", "database")
     @classmethod
     def _identifier(cls, value: str) -> str:
-        if not value or len(value) > 63:
-            raise ValueError("must be 1 to 63 characters long")
+        if not value or _too_long(value):
+            raise ValueError("must be 1 to 63 bytes long (UTF-8)")
         return _no_control_characters(value, "the name")
+
+    @field_validator("database")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in _RESERVED_DATABASES:
+            raise ValueError(
+                f"'{value}' is a database envctl needs for itself (template0 and template1 "
+                "make new databases, envctl connects to postgres to reset and clone): "
+                "name the test database, e.g. test"
+            )
+        return value
 
     @field_validator("password")
     @classmethod
@@ -258,8 +311,17 @@ class PostgresConfig(_Strict):
             if not _SETTING.match(key):
                 raise ValueError(f"'{key}' is not a server setting name")
             if key in _OWNED_SETTINGS or key.startswith("ssl"):
-                raise ValueError(f"'{key}' is set by envctl (see postgres.ssl, postgres.port)")
-            _no_control_characters(str(setting), f"the value of {key}")
+                raise ValueError(
+                    f"'{key}' is set by envctl: it decides where the server listens and keeps "
+                    "its files (see postgres.ssl, postgres.port, postgres.host)"
+                )
+            text = _setting_text(setting)
+            _no_control_characters(text, f"the value of {key}")
+            if len(text.encode("utf-8", errors="surrogateescape")) > MAX_SETTING_BYTES:
+                raise ValueError(
+                    f"the value of {key} is over {MAX_SETTING_BYTES // 1024} KiB, "
+                    "the cap of a setting"
+                )
         return value
 
     @property
@@ -330,6 +392,7 @@ class EnvConfig(_Strict):
             if not _ENV_NAME.match(name):
                 raise ValueError(f"'{name}' is not a valid environment variable name")
             _no_control_characters(template, f"the template of {name}")
+            _check_variable_size(name, template)
             for field in _template_fields(template, name):
                 if field not in TEMPLATE_FIELDS:
                     close = difflib.get_close_matches(field, TEMPLATE_FIELDS, n=1)
@@ -342,11 +405,35 @@ class EnvConfig(_Strict):
 
 
 def _template_fields(template: str, name: str) -> list[str]:
+    """The placeholders of `template`; only plain `{name}`: a format spec or conversion
+    (`{port:d}`, `{url!x}`) fails or runs away when rendered."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ValueError(f"{name}: {exc} (write {{{{ and }}}} for literal braces)") from None
-    return [field for _, field, _, _ in parsed if field is not None]
+    fields = []
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if spec or conversion:
+            written = (
+                f"{{{field}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+            )
+            raise ValueError(
+                f"{name}: '{written}' in '{template}': a placeholder is a plain {{name}}, "
+                f"e.g. {{{field}}}, without a format (:...) or conversion (!...)"
+            )
+        fields.append(field)
+    return fields
+
+
+def _check_variable_size(name: str, value: str) -> None:
+    size = len(name) + 1 + len(value.encode("utf-8", errors="surrogateescape"))
+    if size >= MAX_VARIABLE_BYTES:
+        raise ValueError(
+            f"{name} is {size} bytes: a variable may have at most {MAX_VARIABLE_BYTES // 1024} "
+            "KiB (the limit of one environment string)"
+        )
 
 
 class SuiteContainer(_Strict):
@@ -375,7 +462,7 @@ class TestConfig(_Strict):
     timeout: float | None = Field(default=None, gt=0)
     junit: str | None = None  # a glob of JUnit XML files the suite writes, relative to workdir
     container: SuiteContainer | None = None
-    repeat: int = Field(default=1, ge=1, le=1000)
+    repeat: int = Field(default=1, ge=1, le=MAX_REPEAT)
 
     @field_validator("command", mode="before")
     @classmethod
@@ -402,9 +489,10 @@ class TestConfig(_Strict):
     @field_validator("env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
+        for name, text in value.items():
             if not _ENV_NAME.match(name):
                 raise ValueError(f"'{name}' is not a valid environment variable name")
+            _check_variable_size(name, text)
         return value
 
 
@@ -511,7 +599,7 @@ def _default_name(path: Path) -> str:
 
 def _profile_error(exc: ValidationError, source: ProfileSource) -> ProfileError:
     error = exc.errors()[0]
-    loc = _clean_location(error["loc"])
+    loc = _clean_location(error["loc"], source.data)
     key = ".".join(str(part) for part in loc) or "(top level)"
     where = source.where(loc)
     more = len(exc.errors()) - 1
@@ -530,13 +618,21 @@ def _profile_error(exc: ValidationError, source: ProfileSource) -> ProfileError:
     )
 
 
-def _clean_location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    # Pydantic inserts union branch names ("int", "literal['auto']") into locations.
-    return tuple(
-        part
-        for part in loc
-        if not (isinstance(part, str) and (part.endswith("]") or part in {"int", "str", "float"}))
-    )
+def _clean_location(loc: tuple[int | str, ...], data: Any) -> tuple[int | str, ...]:
+    # Pydantic inserts union branch names ("int", "literal['auto']") into locations. A part
+    # is a key when the data has it there: a key may be named "int" too.
+    cleaned: list[int | str] = []
+    node = data
+    for part in loc:
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_list or (isinstance(node, dict) and part in node):
+            node = node[part]
+        elif isinstance(part, str) and (part.endswith("]") or part in {"int", "str", "float"}):
+            continue
+        else:
+            node = None
+        cleaned.append(part)
+    return tuple(cleaned)
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:

@@ -27,6 +27,10 @@ EXTENDS_KEY = "extends"
 _REFERENCE = re.compile(r"\$(?:(?P<dollar>\$)|\{(?P<body>[^}]*)\}|(?P<open>\{))")
 _BODY = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?$", re.S)
 _REFERENCE_HINT = "write ${NAME} or ${NAME:-default}; $$ is a literal $"
+# A profile is a page of settings: a megabyte is far beyond any real one, and parsing and
+# validating 50 MB took two minutes. Bases chain a few levels deep, not hundreds.
+MAX_PROFILE_BYTES = 1024 * 1024
+MAX_EXTENDS_DEPTH = 32
 
 Location = Sequence[int | str]
 
@@ -69,6 +73,28 @@ class ProfileSource:
         return best
 
 
+class YamlFloat(float):
+    """A YAML float that remembers how it was written: `16.10` is not the text of 16.1."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str) -> YamlFloat:
+        number = super().__new__(cls, value)
+        number.text = text
+        return number
+
+
+class ProfileLoader(yaml.SafeLoader):
+    """YAML's safe loader, keeping the text of floats (`16.10` is not the text of 16.1)."""
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        return YamlFloat(super().construct_yaml_float(node), str(node.value))
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+ProfileLoader.add_constructor("tag:yaml.org,2002:float", ProfileLoader.construct_yaml_float)
+
+
 def read_source(path: Path, overrides: Mapping[str, Any] | None = None) -> ProfileSource:
     """Read the profile at `path` with its bases, variables and `overrides` (dotted keys)."""
     return parse_source(_read_text(path), path, overrides)
@@ -79,8 +105,9 @@ def parse_source(
 ) -> ProfileSource:
     """Like `read_source`, for text already read; `path` anchors `extends` and names errors."""
     documents: list[Document] = []
+    _check_size(len(text.encode("utf-8", errors="surrogateescape")), path, str(path))
     try:
-        data = _load_chain(text, path, documents, (path.resolve(),))
+        data = _load_chain(text, path, documents, (_resolved(path, str(path)),))
         source = ProfileSource(path=path, data=data, documents=tuple(documents))
         _interpolate(data, (), source, set())
         return _apply_overrides(source, overrides or {})
@@ -88,9 +115,26 @@ def parse_source(
         raise ProfileError(f"{path}: the document nests too deeply") from None
 
 
+def _check_size(size: int, path: Path, where: str) -> None:
+    if size > MAX_PROFILE_BYTES:
+        raise ProfileError(
+            f"{where}: {path} has {size} bytes; a profile may have at most "
+            f"{MAX_PROFILE_BYTES} (1 MB)",
+            hint="keep data in seed files (postgres.seed), not in the profile",
+        )
+
+
+def _read_capped(path: Path, where: str) -> str:
+    """The text of `path`, refused before it is read whole when it is over the size cap."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_PROFILE_BYTES + 1)
+    _check_size(len(data), path, where)
+    return data.decode("utf-8")
+
+
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return _read_capped(path, str(path))
     except FileNotFoundError:
         raise ProfileError(
             f"{path}: no such profile", hint="check the path, e.g. profiles/quickstart.yaml"
@@ -103,8 +147,14 @@ def _read_text(path: Path) -> str:
 
 def _parse_yaml(text: str, path: Path) -> tuple[yaml.Node | None, dict[str, Any]]:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = ProfileLoader(text)
+        try:
+            # One parse: the node tree names lines, the same nodes build the data.
+            root = loader.get_single_node()
+            _refuse_duplicate_keys(loader, root, path)
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
@@ -126,6 +176,39 @@ def _parse_yaml(text: str, path: Path) -> tuple[yaml.Node | None, dict[str, Any]
     return root, data
 
 
+def _refuse_duplicate_keys(loader: ProfileLoader, root: yaml.Node | None, path: Path) -> None:
+    """A key written twice in one mapping is an error: YAML would keep the last silently.
+
+    Keys brought in by a merge (`<<: *base`) may be overridden: that is what they are for.
+    """
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())] if root is not None else []
+    visited: set[int] = set()
+    while stack:
+        node, loc = stack.pop()
+        if id(node) in visited:  # an alias: its node was walked already
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack += [(item, (*loc, index)) for index, item in enumerate(node.value)]
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                stack.append((value_node, loc))
+                continue
+            key = loader.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                dotted = ".".join(str(part) for part in (*loc, key))
+                raise ProfileError(
+                    f"{path}, line {line}: {dotted} is set twice (first on line {seen[key]})",
+                    hint="YAML would keep only the last one: remove one of them",
+                )
+            seen[key] = line
+            stack.append((value_node, (*loc, key)))
+
+
 def _load_chain(
     text: str, path: Path, documents: list[Document], chain: tuple[Path, ...]
 ) -> dict[str, Any]:
@@ -144,20 +227,35 @@ def _load_chain(
             hint="the path is relative to the profile that names it",
         )
     base = path.parent / named
-    if base.resolve() in chain:
-        cycle = " -> ".join(str(p) for p in (*chain, base.resolve()))
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise ProfileError(
+            f"{where}: extends: more than {MAX_EXTENDS_DEPTH} profiles deep",
+            hint=f"a chain of bases may be at most {MAX_EXTENDS_DEPTH} profiles long",
+        )
+    resolved = _resolved(base, f"{where}: extends")
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, resolved))
         raise ProfileError(
             f"{where}: extends: a cycle: {cycle}",
             hint="a profile cannot extend itself through its bases; remove one of the extends",
         )
     base_text = _read_base(base, where)
-    base_data = _load_chain(base_text, base, documents, (*chain, base.resolve()))
+    base_data = _load_chain(base_text, base, documents, (*chain, resolved))
     return _deep_merge(base_data, data)
+
+
+def _resolved(path: Path, where: str) -> Path:
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # RuntimeError: a symlink loop (Python 3.11, 3.12)
+        raise ProfileError(
+            f"{where}: {path} is a symlink loop", hint="point the link at a profile file"
+        ) from None
 
 
 def _read_base(base: Path, where: str) -> str:
     try:
-        return base.read_text(encoding="utf-8")
+        return _read_capped(base, f"{where}: extends")
     except FileNotFoundError:
         raise ProfileError(
             f"{where}: extends: no such profile {base}",
@@ -212,6 +310,12 @@ def _substitute(text: str, loc: tuple[int | str, ...], source: ProfileSource) ->
                 hint=_REFERENCE_HINT,
             )
         name, default = body.group("name"), body.group("default")
+        if default is not None and "${" in default:
+            raise ProfileError(
+                f"{source.where(loc)}: {key}: '{match.group(0)}}}': a default cannot hold "
+                "another ${...} reference",
+                hint="give a plain default (${A:-value}), or set A in the environment",
+            )
         value = os.environ.get(name)
         if default is not None and not value:
             return default

@@ -19,7 +19,7 @@ from provisioner.lifecycle import (
     reset,
 )
 from provisioner.postgres.ready import indent_log
-from provisioner.profile import Profile
+from provisioner.profile import MAX_REPEAT, Profile
 from provisioner.report import markdown
 from provisioner.runner import (
     RunRecord,
@@ -53,6 +53,11 @@ def run_profile(
     on_run: Callable[[RunRecord], None] = lambda record: None,
 ) -> RunReport:
     """Bring the environment up, run `argv` `repeat` times against it, tear it down."""
+    if repeat is not None and not 1 <= repeat <= MAX_REPEAT:
+        raise UsageError(
+            f"--repeat {repeat}: run the suite 1 to {MAX_REPEAT} times",
+            hint=f"the same cap as test.repeat in a profile ({MAX_REPEAT})",
+        )
     container = profile.test.container
     if container is not None:
         if wanted_runtime(profile, runtime_override) == "native":
