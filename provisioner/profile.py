@@ -64,6 +64,13 @@ def _no_control_characters(value: str, what: str) -> str:
     return value
 
 
+def _name_length(name: str, what: str) -> None:
+    # Bytes, not characters: Postgres cuts a longer name to 63 bytes (NAMEDATALEN - 1), and
+    # a user, database or role would not be the one the env file names.
+    if not name or len(name.encode()) > 63:
+        raise ValueError(f"{what} must be 1 to 63 bytes long in UTF-8 (Postgres cuts longer names)")
+
+
 def _ssl_from_string(value: Any) -> Any:
     # `ssl: require` is shorthand for `ssl: {mode: require}`.
     if isinstance(value, str):
@@ -139,8 +146,7 @@ class RoleConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _role_name(cls, value: str) -> str:
-        if not value or len(value) > 63:
-            raise ValueError("a role name has 1 to 63 characters")
+        _name_length(value, "a role name")
         return _no_control_characters(value, "the role name")
 
 
@@ -182,8 +188,7 @@ class PostgresConfig(_Strict):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not name or len(name) > 63:
-                raise ValueError(f"'{name}' must be 1 to 63 characters long")
+            _name_length(name, f"'{name}'")
             _no_control_characters(name, "the name")
         return value
 
@@ -238,8 +243,7 @@ class PostgresConfig(_Strict):
     @field_validator("user", "database")
     @classmethod
     def _identifier(cls, value: str) -> str:
-        if not value or len(value) > 63:
-            raise ValueError("must be 1 to 63 characters long")
+        _name_length(value, "the name")
         return _no_control_characters(value, "the name")
 
     @field_validator("password")
