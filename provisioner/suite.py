@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from provisioner import github
+from provisioner.connection import hide_secrets, password_forms
 from provisioner.envfile import render_env
 from provisioner.errors import UsageError
 from provisioner.lifecycle import NETWORK_ALIAS, Environment, environment, reset
@@ -81,6 +82,7 @@ def run_profile(
         )
         if report.verdict != "passed":
             tail = runtime_named(env.runtime).log_tail(env.env_id, 20).rstrip()
+            tail = hide_secrets(tail, password_forms(env.password))
             if tail:
                 with github.group("database server log"):
                     notify("the database server's last log lines:\n" + indent_log(tail))
