@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
+
+from provisioner.errors import EnvctlError
+
+# A superuser session whose statements and errors the server does not log, whatever the
+# profile's settings (log_statement: all): the one that sets a password. Errors go out without
+# the statement and its context, where EXECUTE would quote it. docker_boot.sh has its copy.
+UNLOGGED_SESSION = (
+    "-c log_statement=none -c log_min_duration_statement=-1 "
+    "-c log_min_error_statement=panic -c log_error_verbosity=terse"
+)
 
 
 @dataclass(frozen=True)
@@ -114,9 +125,25 @@ def hide_secrets(text: str, secrets: Iterable[str], mask: str = "****") -> str:
     return text
 
 
+@contextlib.contextmanager
+def secrets_hidden_in_errors(secrets: Iterable[str]) -> Iterator[None]:
+    """Mask `secrets` in any EnvctlError raised inside: their messages carry server logs,
+    initdb's and psql's output, and those may quote a password."""
+    forms = list(secrets)
+    try:
+        yield
+    except EnvctlError as exc:
+        exc.message = hide_secrets(exc.message, forms)
+        exc.hint = None if exc.hint is None else hide_secrets(exc.hint, forms)
+        exc.args = (exc.message, *exc.args[1:])
+        raise
+
+
 def password_forms(password: str) -> set[str]:
-    """A password as it appears in output: plain and percent-encoded (in URLs)."""
-    return {password, quote(password, safe="")}
+    """A password as it appears in output: plain, percent-encoded (in URLs), and as a SQL
+    literal: quotes doubled, and backslashes too in initdb's E'' string."""
+    literal = password.replace("'", "''")
+    return {password, quote(password, safe=""), literal, literal.replace("\\", "\\\\")}
 
 
 def _is_ipv6(host: str) -> bool:

@@ -29,7 +29,7 @@ from provisioner.cache import (
     seed_digest,
 )
 from provisioner.cache import enabled as cache_enabled
-from provisioner.connection import Connection
+from provisioner.connection import Connection, password_forms, secrets_hidden_in_errors
 from provisioner.envfile import EnvFileGuard, missing_folders, render_env, write_atomic
 from provisioner.errors import (
     AlreadyRunningError,
@@ -176,9 +176,13 @@ def up(
         starting=True,
     )
     save_record(record)
+    password = profile.postgres.password or secrets.token_urlsafe(18)
+    github.mask(password)  # before anything could print it
     try:
         _refuse_shared_env_file(record)
-        return _start(profile, record, runtime, state_dir, notify)
+        # Every error on the way may carry a server log or a tool's output: none shows it.
+        with secrets_hidden_in_errors(password_forms(password)):
+            return _start(profile, record, runtime, state_dir, notify, password)
     except BaseException:
         # Whatever stopped us (an error, a signal), nothing of this environment stays.
         _teardown(env_id, runtime)
@@ -225,6 +229,7 @@ def _start(
     runtime: Runtime,
     state_dir: Path,
     notify: Notify,
+    password: str,
 ) -> Environment:
     if profile.postgres.host not in ("127.0.0.1", "::1"):
         notify(
@@ -237,8 +242,6 @@ def _start(
     if key is not None and not (hit or store):
         mark_used(key)  # seen: the next start of the same key keeps its cluster
     image = pg.resolved_image()
-    password = pg.password or secrets.token_urlsafe(18)
-    github.mask(password)  # before anything could print it
     ssl = server_ssl(
         mode=pg.ssl.mode,
         client_cert=pg.ssl.client_cert,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from provisioner import github
+from provisioner.connection import hide_secrets, password_forms
 from provisioner.envfile import render_env
 from provisioner.errors import UsageError
 from provisioner.lifecycle import (
@@ -98,6 +99,7 @@ def run_profile(
             notify(f"the server stopped during the suite: {stopped}")
         if report.verdict != "passed" or stopped is not None:
             tail = server.log_tail(env.env_id, 20).rstrip()
+            tail = hide_secrets(tail, password_forms(env.password))
             if tail:
                 with github.group("database server log"):
                     notify("the database server's last log lines:\n" + indent_log(tail))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioner.connection import Connection
+from provisioner.connection import UNLOGGED_SESSION, Connection
 from provisioner.errors import SeedError
 from provisioner.postgres.dumpfile import DumpInfo, newer_than_error, open_dump, rewrite_tool_error
 from provisioner.profile import PostgresConfig, SeedItem, SeedOptions
@@ -113,7 +113,7 @@ def _prepare(connection: Connection, pg: PostgresConfig) -> None:
     import psycopg
     from psycopg import sql
 
-    with _admin(connection) as conn:
+    with _admin(connection, unlogged=True) as conn:  # role passwords stay out of the log
         for role in pg.roles:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role.name])
             verb = "ALTER" if exists.fetchone() else "CREATE"
@@ -308,7 +308,8 @@ def _keep_login(connection: Connection, runtime: Runtime, env_id: str) -> None:
         path = Path(folder) / "login.sql"
         path.write_text(statement.as_string(None) + ";\n")
         inside = runtime.copy_in(env_id, path)
-        runtime.exec(env_id, _psql(connection.user, MAINTENANCE_DB, inside))
+        argv = _psql(connection.user, MAINTENANCE_DB, inside)
+        runtime.exec(env_id, argv, {"PGOPTIONS": UNLOGGED_SESSION})
 
 
 def _psql(user: str, database: str, path: str, stop_on_error: bool = True) -> list[str]:
@@ -440,12 +441,13 @@ def _drop_database(conn: Any, name: str) -> None:
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def _admin(connection: Connection, database: str = MAINTENANCE_DB) -> Any:
+def _admin(connection: Connection, database: str = MAINTENANCE_DB, unlogged: bool = False) -> Any:
     import psycopg
 
-    return psycopg.connect(
-        **connection.with_database(database).psycopg_kwargs(connect_timeout=10), autocommit=True
-    )
+    kwargs = connection.with_database(database).psycopg_kwargs(connect_timeout=10)
+    if unlogged:
+        kwargs["options"] = UNLOGGED_SESSION
+    return psycopg.connect(**kwargs, autocommit=True)
 
 
 def _tail(output: str, lines: int = 8) -> str:

@@ -156,10 +156,10 @@ class DockerRuntime(metaclass=_GuardedCalls):
             spec = dataclasses.replace(spec, image=spec.from_cache)  # just looked up: it is here
         else:
             self.ensure_image(spec.image)
-            # This cluster may be committed as a cache entry, and a commit keeps the
-            # container's configuration in the image's metadata: the password goes in a file.
-            password = ServerFile(PASSWORD_FILE, spec.password.encode(), 0o600)
-            spec = dataclasses.replace(spec, files=(*spec.files, password))
+        # Never in the container's environment: `docker inspect` shows that to anyone who may
+        # use the engine, and a commit of a cache entry would keep it in the image.
+        password = ServerFile(PASSWORD_FILE, spec.password.encode(), 0o600)
+        spec = dataclasses.replace(spec, files=(*spec.files, password))
         if spec.port is not None:
             self._check_port_free(spec.bind_host, spec.port)
         name = container_name(spec.env_id)
@@ -209,11 +209,8 @@ class DockerRuntime(metaclass=_GuardedCalls):
             "POSTGRES_USER": spec.user,
             "POSTGRES_DB": spec.database,
             "POSTGRES_INITDB_ARGS": " ".join([*initdb_args, *spec.initdb_args]),
+            "POSTGRES_PASSWORD_FILE": f"{CONFIG_DIR}/{PASSWORD_FILE}",
         }
-        if any(item.name == PASSWORD_FILE for item in spec.files):
-            environment["POSTGRES_PASSWORD_FILE"] = f"{CONFIG_DIR}/{PASSWORD_FILE}"
-        else:
-            environment["POSTGRES_PASSWORD"] = spec.password
         if spec.pgdata:
             environment["PGDATA"] = spec.pgdata
         if spec.from_cache:
@@ -232,10 +229,6 @@ class DockerRuntime(metaclass=_GuardedCalls):
                 "ShmSize": SHM_SIZE,
             },
         }
-        if spec.from_cache and not spec.files:
-            # The cached cluster is the server user's already: the boot script needs no root
-            # (with files, it has them chowned; see docker_boot.sh).
-            config["User"] = SERVER_USER
         query = {"name": name}
         created = self.engine.request("POST", "/containers/create", query, json_body=config)
         return str(created["Id"])

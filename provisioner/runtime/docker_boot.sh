@@ -3,19 +3,23 @@
 #
 # Run as: bash -c "<this file>" envctl-boot [postgres arguments...]
 #
-# Unlike the image's entrypoint it starts no temporary server to create the database and set
-# the password (about a quarter of a second): it runs initdb, then the server itself, while a
-# helper does both over the local socket as soon as the server answers there. The same helper
-# gives a cluster from envctl's cache this environment's own password, before any client can
-# log in over TCP (nobody knows the password the cached cluster was built with).
+# Unlike the image's entrypoint it starts no temporary server to create the database (about a
+# quarter of a second): it runs initdb, which sets the password, then the server itself, while
+# a helper creates the database over the local socket as soon as the server answers there. The
+# same helper gives a cluster from envctl's cache this environment's own password, before any
+# client can log in over TCP (nobody knows the password the cached cluster was built with).
+#
+# The password is never on a command line (any local user sees those, in the host's `ps` too)
+# nor in the container's environment (`docker inspect` shows that): it arrives as a file only
+# the server's user reads, initdb or the server reads it, and it is deleted once it is set.
 # Images with scripts of their own in /docker-entrypoint-initdb.d go the image's way instead.
 set -euf
 
-# envctl's files (the password of a container that may become a cache entry, the server's
-# certificates and key) arrive in /etc/envctl, owned by uid 999, the postgres of the official
-# Debian-based images; Alpine's is 70, and Postgres reads its key only when the key is its
-# own. The server reads them from /dev/shm, this container's own tmpfs: a cluster kept in
-# envctl's cache is committed from this container, and no secret of it may travel along.
+# envctl's files (the password, the server's certificates and key) arrive in /etc/envctl,
+# owned by uid 999, the postgres of the official Debian-based images; Alpine's is 70, and
+# Postgres reads its key only when the key is its own. The server reads them from /dev/shm,
+# this container's own tmpfs: a cluster kept in envctl's cache is committed from this
+# container, and no secret of it may travel along.
 if [ "$EUID" = 0 ] && [ -d /etc/envctl ]; then
 	mv /etc/envctl /dev/shm/envctl
 	chown -R postgres:postgres /dev/shm/envctl
@@ -25,8 +29,6 @@ if [ ! -s "$PGDATA/PG_VERSION" ] && [ -n "$(ls -A /docker-entrypoint-initdb.d 2>
 	exec docker-entrypoint.sh postgres "$@"
 fi
 
-# A cluster from the cache comes owned by the server's user, and its container runs as that
-# user from the start (unless envctl's files need a chown): no gosu, no second bash.
 if [ "$EUID" = 0 ]; then
 	mkdir -p "$PGDATA"
 	chown postgres:postgres "$PGDATA"
@@ -41,17 +43,16 @@ if [ "$EUID" = 0 ]; then
 	exec docker-entrypoint.sh postgres "$@"
 fi
 
-if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
-	IFS= read -r -d '' POSTGRES_PASSWORD <"$POSTGRES_PASSWORD_FILE" || true
-fi
+password_file=$POSTGRES_PASSWORD_FILE
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	# POSTGRES_INITDB_ARGS is a list of words, as for the image's entrypoint (globbing is off).
 	# shellcheck disable=SC2086
 	initdb -D "$PGDATA" --username="$POSTGRES_USER" \
-		--pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") \
+		--pwfile="$password_file" \
 		--auth-local=trust --auth-host=scram-sha-256 $POSTGRES_INITDB_ARGS >/dev/null
 	printf '\nhost all all all scram-sha-256\n' >>"$PGDATA/pg_hba.conf"
+	rm -f "$password_file"
 fi
 
 # A cluster from the cache was copied from a running server: its lock file is stale, and
@@ -76,14 +77,25 @@ until_ready="host all all all reject  # envctl-boot: until the password is set"
 mapfile -t rules <"$hba"
 printf '%s\n' "$until_ready" "${rules[@]}" >"$hba"
 
-# What the helper runs: a password always, the database unless the cluster comes from
-# envctl's cache (which kept it: ENVCTL_CACHED is set then). The database is copied file by
+# What the helper runs: the password of a cluster from envctl's cache (ENVCTL_CACHED is set
+# then; initdb set it otherwise), the database unless the cluster comes from the cache (which
+# kept it). The server reads the password from its file itself: the statement psql sends names
+# only the file, and the ALTER ROLE that holds the password runs inside the server, where
+# log_statement and pg_stat_activity see only the DO block. PGOPTIONS below keeps the session
+# out of the log anyway, its errors included (without their statement and context). The database is copied file by
 # file (FILE_COPY, 15+): the default WAL_LOG strategy would leave the template's pages in
 # shared memory, 10 MiB more for an idle server. The helper of a cached cluster connects to
 # the environment's database, which loads its catalogs once: then the first client need not.
-read -r -d '' sql <<-'SQL' || true
-	ALTER ROLE :"user" PASSWORD :'password';
-SQL
+sql=
+if [ -n "${ENVCTL_CACHED:-}" ] && [ -f "$password_file" ]; then
+	read -r -d '' sql <<-'SQL' || true
+		SELECT set_config('envctl.password_file', :'password_file', false);
+		DO $$ BEGIN
+		    EXECUTE format('ALTER ROLE %I PASSWORD %L', current_user,
+		                   pg_read_file(current_setting('envctl.password_file')));
+		END $$;
+	SQL
+fi
 helper_db=$POSTGRES_DB
 if [ -z "${ENVCTL_CACHED:-}" ]; then
 	helper_db=postgres
@@ -96,6 +108,9 @@ if [ -z "${ENVCTL_CACHED:-}" ]; then
 	sql+=$'\n'$create
 fi
 
+# connection.py's UNLOGGED_SESSION, which envctl's own sessions that set a password use.
+quiet="-c log_statement=none -c log_min_duration_statement=-1"
+quiet+=" -c log_min_error_statement=panic -c log_error_verbosity=terse"
 (
 	set +eu
 	# The helper's own clock: initdb, before it, may have taken long on a busy machine.
@@ -118,10 +133,11 @@ fi
 			fi
 			read -r -t 0.25 -u "$nap"
 		fi
-		if "$psql" -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$helper_db" \
-			-v user="$POSTGRES_USER" -v password="$POSTGRES_PASSWORD" -v db="$POSTGRES_DB" \
+		if PGOPTIONS=$quiet "$psql" -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" \
+			-d "$helper_db" -v password_file="$password_file" -v db="$POSTGRES_DB" \
 			>/dev/null 2>&1 <<<"$sql"
 		then
+			rm -f "$password_file"
 			# Open the door: drop the rejection, and have the server read pg_hba again ($$ is
 			# this script's process, which is the server by now: see the exec below).
 			mapfile -t rules <"$hba"

@@ -33,6 +33,7 @@ from typing import Any
 
 from provisioner import signals
 from provisioner.cache import CACHE_LABEL
+from provisioner.connection import UNLOGGED_SESSION
 from provisioner.envfile import write_atomic
 from provisioner.errors import (
     AlreadyRunningError,
@@ -455,6 +456,7 @@ def _adopt_password(spec: ServerSpec, layout: Layout, port: int) -> None:
                 dbname="postgres",
                 autocommit=True,
                 connect_timeout=2,
+                options=UNLOGGED_SESSION,
             ) as conn:
                 conn.execute(statement)
             return
