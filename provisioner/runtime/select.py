@@ -65,15 +65,26 @@ def choose_runtime(profile: Profile, override: str | None = None) -> Choice:
         return Choice(runtime, "docker, as asked")
     try:
         runtime = DockerRuntime(docker_engine(timeout=AUTO_PING_TIMEOUT))
+    except EnvctlError as exc:
+        return _native_instead(profile, wanted, exc)
+    try:
         runtime.ensure_image(image)
     except EnvctlError as exc:
-        missing = _native_missing(profile)
-        if missing:
-            raise unavailable_major(
-                profile, wanted, [f"Docker: {exc.message}", f"native: {missing}"]
-            ) from None
-        return Choice(runtime_named("native"), f"native, because {exc.message}")
+        if profile.postgres.image is not None:
+            # The profile names its image (PostGIS, say) and the engine that answers cannot
+            # have it: native binaries would be another server than the one it means.
+            raise
+        return _native_instead(profile, wanted, exc)
     return Choice(runtime, f"docker, because the engine answers and has {image}")
+
+
+def _native_instead(profile: Profile, wanted: str, why: EnvctlError) -> Choice:
+    missing = _native_missing(profile)
+    if missing:
+        raise unavailable_major(
+            profile, wanted, [f"Docker: {why.message}", f"native: {missing}"]
+        ) from None
+    return Choice(runtime_named("native"), f"native, because {why.message}")
 
 
 def _native_missing(profile: Profile) -> str | None:

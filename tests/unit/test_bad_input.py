@@ -151,7 +151,7 @@ def test_random_documents_only_ever_raise_profile_errors(document: object) -> No
         parse_profile(text, Path("/tmp/random.yaml"))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.text(max_size=200))
 def test_random_text_only_ever_raises_profile_errors(text: str) -> None:
     with contextlib.suppress(ProfileError):
