@@ -8,6 +8,7 @@ skipping the tests that matter.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -146,8 +147,13 @@ def docker(
     """
     monkeypatch.setenv("ENVCTL_POSTGRES_IMAGE", TEST_IMAGE_TEMPLATE)
     monkeypatch.setenv("ENVCTL_CACHE", "off")
+    volumes_before = dangling_volumes(docker_client)
     yield docker_client
     leaks = leftovers(docker_client, private_state, project=private_state.parent)
+    if in_ci():
+        # Anonymous volumes carry no labels: a volume left dangling while this test ran is
+        # this test's in CI, where tests run one at a time (not on a laptop running two).
+        leaks += [("volume", v) for v in dangling_volumes(docker_client) - volumes_before]
     if leaks:
         for kind, obj in leaks:
             if kind in ("container", "process"):
@@ -181,6 +187,25 @@ def leftovers(client: Any, state_root: Path, project: Path | None = None) -> lis
             found.append(("image", _ImageRef(client, image)))
     found += [("process", process) for process in processes_of(state_root)]
     return found
+
+
+def dangling_volumes(client: Any) -> set[_VolumeRef]:
+    """Volumes no container uses."""
+    found = client.api.volumes(filters={"dangling": True}).get("Volumes") or []
+    return {_VolumeRef(client, volume["Name"]) for volume in found}
+
+
+@dataclasses.dataclass(frozen=True)
+class _VolumeRef:
+    client: Any = dataclasses.field(compare=False, hash=False)
+    name: str
+
+    def remove(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.api.remove_volume(self.name, force=True)
+
+    def __repr__(self) -> str:
+        return f"volume {self.name[:12]}"
 
 
 class _ImageRef:
