@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.connection import UNLOGGED_SESSION, Connection
-from provisioner.errors import SeedError
+from provisioner.errors import SeedError, first_line
 from provisioner.postgres.dumpfile import DumpInfo, newer_than_error, open_dump, rewrite_tool_error
 from provisioner.profile import PostgresConfig, SeedItem, SeedOptions
 from provisioner.runtime import ExecResult, Runtime
@@ -151,7 +151,7 @@ def _prepare(connection: Connection, pg: PostgresConfig) -> None:
                 )
         except psycopg.Error as exc:
             raise SeedError(
-                f"postgres.extensions/schemas: {_first_line(exc)}",
+                f"postgres.extensions/schemas: {first_line(exc)}",
                 hint="extensions must be installed in the image (those shipped with Postgres are)",
             ) from None
 
@@ -506,8 +506,3 @@ def _admin(connection: Connection, database: str = MAINTENANCE_DB, unlogged: boo
 def _tail(output: str, lines: int = 8) -> str:
     kept = [line for line in output.strip().splitlines() if line.strip()][-lines:]
     return " | ".join(kept) if kept else "(no output)"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
