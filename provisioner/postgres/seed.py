@@ -106,7 +106,8 @@ def apply_seed(
     seeds: list[SeedFile | SeedItem],
     notify: Notify,
 ) -> None:
-    """Roles, schemas, extensions, then every seed in order; then the template for reset."""
+    """Roles, schemas, extensions, then every seed in order (the caller makes the template for
+    reset once the migrations, if any, have run too)."""
     if pg.roles or pg.extensions or pg.schemas:
         _prepare(connection, pg)
     for seed in seeds:
@@ -116,8 +117,6 @@ def apply_seed(
         else:
             notify("running inline SQL")
             _run_inline(runtime, env_id, connection, seed)
-    if pg.has_seed:
-        make_template(connection)
 
 
 def _prepare(connection: Connection, pg: PostgresConfig) -> None:
