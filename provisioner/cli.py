@@ -26,7 +26,7 @@ app = typer.Typer(
     help="Declarative, disposable Postgres test environments: a YAML profile in, "
     "a ready database and a matching .env.test out.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
