@@ -75,7 +75,24 @@ class Connection:
             "sslcert": str(self.sslcert or ""),
             "sslkey": str(self.sslkey or ""),
             "prisma_url": self.prisma_url,
+            "sqlalchemy_url": self.sqlalchemy_url,
+            "asyncpg_url": self.asyncpg_url,
         }
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """SQLAlchemy 2's URL for psycopg 3 (`postgresql+psycopg://`): its query parameters
+        reach libpq as they are, so TLS settings are libpq's. See docs/CLIENTS.md."""
+        return "postgresql+psycopg://" + self.url.removeprefix("postgresql://")
+
+    @property
+    def asyncpg_url(self) -> str:
+        """SQLAlchemy 2's URL for asyncpg (`postgresql+asyncpg://`): the dialect hands query
+        parameters to `asyncpg.connect()` as keywords, which knows `ssl=<mode>` but no
+        `sslmode` or certificate paths (a TypeError): asyncpg reads those from PGSSLROOTCERT,
+        PGSSLCERT and PGSSLKEY, which the preset writes beside it. See docs/CLIENTS.md."""
+        base = self.url.split("?", 1)[0].removeprefix("postgresql://")
+        return f"postgresql+asyncpg://{base}?ssl={self.sslmode}"
 
     @property
     def prisma_url(self) -> str:

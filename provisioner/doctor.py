@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -169,6 +169,50 @@ def libpq_url_view(values: Mapping[str, str]) -> ClientView:
     return ClientView("libpq-url", label, params, origin)
 
 
+def sqlalchemy_view(values: Mapping[str, str]) -> ClientView:
+    """DATABASE_URL as SQLAlchemy with psycopg reads it: a libpq URL under another scheme."""
+    url = values.get("DATABASE_URL", "")
+    scheme, _, rest = url.partition("://")
+    view = libpq_url_view({**values, "DATABASE_URL": f"postgresql://{rest}" if rest else url})
+    label = f"DATABASE_URL as SQLAlchemy reads it ({scheme or 'postgresql+psycopg'})"
+    return replace(view, kind="sqlalchemy-url", label=label)
+
+
+def asyncpg_view(values: Mapping[str, str]) -> ClientView:
+    """DATABASE_URL as SQLAlchemy with asyncpg reads it: `ssl=` in the URL, certificates from
+    PGSSL* (asyncpg's own defaults: sslmode prefer, ~/.postgresql/root.crt)."""
+    parts = _split_url(values.get("DATABASE_URL", ""))
+    query = parts.get("query", {})
+    params = {
+        "host": parts.get("host") or "localhost",
+        "port": parts.get("port") or "5432",
+        "user": parts.get("user", ""),
+        "password": parts.get("password", ""),
+        "dbname": parts.get("dbname") or parts.get("user", ""),
+    }
+    origin = dict.fromkeys(params, "DATABASE_URL")
+    problem = _url_problem(parts)
+    if "sslmode" in query:
+        problem = problem or "asyncpg takes no sslmode= in the URL (a TypeError): use ssl="
+    mode = query.get("ssl") or values.get("PGSSLMODE") or "prefer"
+    params["sslmode"] = mode
+    origin["sslmode"] = "DATABASE_URL" if "ssl" in query else "PGSSLMODE"
+    for keyword, variable in (
+        ("sslrootcert", "PGSSLROOTCERT"),
+        ("sslcert", "PGSSLCERT"),
+        ("sslkey", "PGSSLKEY"),
+    ):
+        if values.get(variable):
+            params[keyword], origin[keyword] = values[variable], variable
+    return ClientView(
+        "asyncpg-url",
+        "DATABASE_URL as SQLAlchemy with asyncpg reads it",
+        params,
+        origin,
+        problem=problem,
+    )
+
+
 def _node_ssl(mode: str | None, compat: bool) -> str:
     """node-postgres' SSL behaviour for an sslmode, as the libpq mode that behaves alike."""
     if mode == "disable":
@@ -320,6 +364,8 @@ _VIEWS = {
     "medusa": medusa_view,
     "prisma-url": prisma_view,
     "postgres-vars": postgres_vars_view,
+    "sqlalchemy-url": sqlalchemy_view,
+    "asyncpg-url": asyncpg_view,
 }
 # Which clients each preset is written for.
 PRESET_VIEWS = {
@@ -329,6 +375,8 @@ PRESET_VIEWS = {
     "prisma": ("prisma-url",),
     "django": ("libpq-url", "postgres-vars"),
     "rails": ("libpq-url", "libpq-env"),
+    "sqlalchemy": ("sqlalchemy-url",),
+    "sqlalchemy-asyncpg": ("asyncpg-url",),
 }
 # The variables without which a view has nothing to connect with.
 _VIEW_NEEDS = {
@@ -338,6 +386,8 @@ _VIEW_NEEDS = {
     "libpq-env": tuple(_PG_KEYWORDS),
     "medusa": ("DB_HOST", "DB_PORT", "DB_USERNAME", "DB_PASSWORD"),
     "postgres-vars": ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_DB"),
+    "sqlalchemy-url": ("DATABASE_URL",),
+    "asyncpg-url": ("DATABASE_URL",),
 }
 
 
@@ -350,6 +400,19 @@ def client_views(values: Mapping[str, str], presets: Iterable[str] | None) -> li
             prisma = bool(query.keys() & {"schema", "sslaccept"})
             kinds = [k for k in kinds if k != ("libpq-url" if prisma else "prisma-url")]
             kinds = [k for k in kinds if k != "node-url"]
+            # The URL's scheme names its reader: postgresql+asyncpg://, +psycopg, or libpq's.
+            scheme = values["DATABASE_URL"].partition("://")[0]
+            reader = (
+                "asyncpg-url"
+                if scheme.endswith("+asyncpg")
+                else "sqlalchemy-url"
+                if "+" in scheme
+                else None
+            )
+            dialects = ("sqlalchemy-url", "asyncpg-url")
+            kinds = [k for k in kinds if k not in dialects or k == reader]
+            if reader is not None:
+                kinds = [k for k in kinds if k not in ("libpq-url", "prisma-url")]
     else:
         kinds = []
         for preset in presets:

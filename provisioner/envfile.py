@@ -76,6 +76,16 @@ PRESETS: dict[str, dict[str, str]] = {
     # environment; its query parameters that libpq knows go to PG.connect, and whatever the
     # configuration leaves out libpq reads from PG* variables.
     "rails": {"DATABASE_URL": "{url}", **LIBPQ},
+    # SQLAlchemy 2.1 with psycopg 3: the URL's query goes to libpq as it is.
+    "sqlalchemy": {"DATABASE_URL": "{sqlalchemy_url}"},
+    # SQLAlchemy 2.1 with asyncpg 0.32: `ssl=<mode>` in the URL, the certificates from the
+    # PGSSL* variables asyncpg reads itself (a certificate path in the URL is a TypeError).
+    "sqlalchemy-asyncpg": {
+        "DATABASE_URL": "{asyncpg_url}",
+        "PGSSLROOTCERT": "{sslrootcert}",
+        "PGSSLCERT": "{sslcert}",
+        "PGSSLKEY": "{sslkey}",
+    },
 }
 # Certificate variables are left out, not written empty, when the environment has no such file.
 _OPTIONAL_FIELDS = ("{sslrootcert}", "{sslcert}", "{sslkey}")

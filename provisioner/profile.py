@@ -47,6 +47,8 @@ TEMPLATE_FIELDS = (
     "sslrootcert",
     "sslcert",
     "sslkey",
+    "sqlalchemy_url",  # postgresql+psycopg:// for SQLAlchemy 2 (connection.py)
+    "asyncpg_url",  # postgresql+asyncpg://...?ssl=MODE for SQLAlchemy 2 with asyncpg
     "prisma_url",  # the URL in Prisma's dialect: schema=, sslmode disable|require (connection.py)
 )
 

@@ -74,6 +74,9 @@ def doctor(tmp_path: Path) -> tuple[list[Check], str]:
         ("verify-full", "[prisma]"),
         ("verify-ca", "[django]"),
         ("require", "[rails]"),
+        ("verify-full", "[sqlalchemy]"),
+        ("verify-full", "[sqlalchemy-asyncpg]"),
+        ("disable", "[sqlalchemy-asyncpg]"),
     ],
 )
 def test_a_healthy_environment_passes_every_check(
