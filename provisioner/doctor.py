@@ -544,7 +544,13 @@ def run_doctor(profile: Profile | None, env_file: Path | None) -> list[Check]:
     else:
         docker_check, client = _check_docker(runtime)
         checks.append(docker_check)
-    if profile is not None and client is not None:
+    if profile is not None and running is not None:
+        # It may run another version than the profile's (`up --postgres-version 17`): its
+        # server is what the suite reaches, and it is here.
+        checks.append(
+            Check("image", True, f"not needed: the environment is up ({running.runtime})")
+        )
+    elif profile is not None and client is not None:
         checks.append(_check_image(profile, client))
     if profile is not None:
         checks.append(_check_port(profile, running, client))
