@@ -330,6 +330,7 @@ PRESET_VIEWS = {
     "django": ("libpq-url", "postgres-vars"),
     "rails": ("libpq-url", "libpq-env"),
 }
+_PG_CONNECTION_KEYWORDS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 # The variables without which a view has nothing to connect with.
 _VIEW_NEEDS = {
     "libpq-url": ("DATABASE_URL",),
@@ -350,6 +351,9 @@ def client_views(values: Mapping[str, str], presets: Iterable[str] | None) -> li
             prisma = bool(query.keys() & {"schema", "sslaccept"})
             kinds = [k for k in kinds if k != ("libpq-url" if prisma else "prisma-url")]
             kinds = [k for k in kinds if k != "node-url"]
+        if not any(values.get(v) for v in _PG_CONNECTION_KEYWORDS):
+            # PGSSLMODE alone is the medusa or django preset's, not a libpq client's settings.
+            kinds = [k for k in kinds if k != "libpq-env"]
     else:
         kinds = []
         for preset in presets:
@@ -672,6 +676,8 @@ def _check_env_file(
     checks.append(_check_agreement(values))
     if profile is not None:
         checks.append(_check_presence(values, profile, running, target, path))
+    elif (implied := _check_implied_presence(values, path)) is not None:
+        checks.append(implied)
     presets = list(profile.env.preset) if profile is not None else None
     for view in client_views(values, presets):
         checks.append(_check_connection(view, target))
@@ -797,6 +803,19 @@ def expected_variables(profile: Profile, running: Environment | None) -> dict[st
             continue
         owners[name] = next((p for p in profile.env.preset if name in PRESETS[p]), "vars")
     return owners
+
+
+def _check_implied_presence(values: Mapping[str, str], path: Path) -> Check | None:
+    """Without a profile: Medusa's DB_* set always comes with the DATABASE_URL its app reads."""
+    if not any(values.get(v) for v in _VIEW_NEEDS["medusa"]) or values.get("DATABASE_URL"):
+        return None
+    return Check(
+        "variables present",
+        False,
+        f"DATABASE_URL is missing: {_fallback('medusa', 'DATABASE_URL')} (the file has DB_*)",
+        f"add the DATABASE_URL `envctl env PROFILE --show-password` prints to {path}, or "
+        "`envctl down` and `envctl up` to rewrite it",
+    )
 
 
 def _check_presence(
