@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from provisioner.connection import Connection
 from provisioner.envfile import render_env
-from provisioner.errors import InfrastructureError, UsageError
+from provisioner.errors import InfrastructureError, UsageError, first_line
 from provisioner.lifecycle import Environment
 from provisioner.lifecycle import environment as run_environment
 from provisioner.lifecycle import reset as reset_environment
@@ -141,11 +141,7 @@ def _database_call(call: Callable[[], T]) -> T:
     try:
         result = call()
     except psycopg.errors.DuplicateDatabase as exc:
-        raise UsageError(_first_line(exc), hint="drop it first, or choose another name") from None
+        raise UsageError(first_line(exc), hint="drop it first, or choose another name") from None
     except psycopg.Error as exc:
-        raise InfrastructureError(f"the database server refused: {_first_line(exc)}") from None
+        raise InfrastructureError(f"the database server refused: {first_line(exc)}") from None
     return result
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

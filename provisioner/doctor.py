@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from provisioner.connection import Connection, hide_secrets
 from provisioner.envfile import PRESETS, render_env
-from provisioner.errors import EnvctlError
+from provisioner.errors import EnvctlError, first_line
 from provisioner.ports import port_free
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def libpq_url_view(values: Mapping[str, str]) -> ClientView:
     try:
         parsed = conninfo_to_dict(values.get("DATABASE_URL", ""))
     except Exception as exc:  # psycopg.ProgrammingError: libpq's own parse error
-        return ClientView("libpq-url", label, params, origin, problem=_first_line(str(exc)))
+        return ClientView("libpq-url", label, params, origin, problem=first_line(str(exc)))
     for keyword, value in parsed.items():
         params[keyword] = str(value)
         origin[keyword] = "DATABASE_URL"
@@ -601,7 +601,7 @@ def _check_image(profile: Profile, client: Any) -> Check:
             "reach (e.g. mirror.example/postgres:{major}), or set postgres.image",
         )
     except DockerException as exc:
-        return Check("image", False, f"cannot look up image {image}: {_first_line(str(exc))}")
+        return Check("image", False, f"cannot look up image {image}: {first_line(str(exc))}")
     return Check("image", True, f"image {image} is present")
 
 
@@ -1090,17 +1090,10 @@ def _masked(check: Check, secrets: set[str]) -> Check:
 
 def _libpq_detail(message: str) -> str:
     """libpq's reason without the "connection to server at ... failed:" preamble."""
-    line = _first_line(message).removeprefix("connection failed: ")
+    line = first_line(message).removeprefix("connection failed: ")
     line = re.sub(r"^connection to server (at|on) .*? failed: ", "", line)
     return re.sub(r"^FATAL:\s+", "", line)
 
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
-def _first_line(text: str) -> str:
-    for line in text.strip().splitlines():
-        if line.strip():
-            return line.strip()
-    return text.strip()

@@ -106,3 +106,17 @@ class Interrupted(EnvctlError):
         super().__init__(f"interrupted by signal {signum}")
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+def first_line(what: BaseException | str) -> str:
+    """The first non-blank line of a message or of an exception (the Docker SDK's explanation
+    if it has one), for one-line reports; an empty exception gives its type's name."""
+    if isinstance(what, BaseException):
+        text = str(getattr(what, "explanation", None) or what)
+        fallback = type(what).__name__
+    else:
+        text, fallback = what, ""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return fallback

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.connection import UNLOGGED_SESSION, Connection
-from provisioner.errors import SeedError
+from provisioner.errors import SeedError, first_line
 from provisioner.postgres.dumpfile import DumpInfo, newer_than_error, open_dump, rewrite_tool_error
 from provisioner.profile import PostgresConfig, SeedItem, SeedOptions
 from provisioner.runtime import ExecResult, Runtime
@@ -40,6 +40,17 @@ _AS_SQL = {
     "COMMENT - EXTENSION plpgsql": "COMMENT ON EXTENSION plpgsql",
 }
 _GRANT_TO = re.compile(r"^\s*GRANT\b.*?\bTO\s+(.+?)(?:\s+WITH\s+\w+\s+OPTION)?;\s*$", re.I | re.M)
+_CREATE_ROLE = re.compile(
+    r"\bCREATE\s+(?:ROLE|USER|GROUP)\s+(\"(?:[^\"]|\"\")+\"|[A-Za-z_][\w$]*)", re.I
+)
+# What pg_restore's --no-owner --no-acl leave out, for plain SQL: one-line statements (as
+# pg_dump writes them) that give an object to a role or grant on it.
+_OWNERSHIP_LINE = re.compile(
+    r"^\s*(?:ALTER\s+[^;]*\bOWNER\s+TO\s+[^;]*|ALTER\s+DEFAULT\s+PRIVILEGES\s[^;]*|"
+    r"(?:GRANT|REVOKE)\s+[^;]*);\s*$",
+    re.I,
+)
+_COPY_LINE = re.compile(r"^COPY\s.*\bFROM\s+stdin;\s*$", re.I)
 
 
 def template_name(database: str) -> str:
@@ -95,7 +106,8 @@ def apply_seed(
     seeds: list[SeedFile | SeedItem],
     notify: Notify,
 ) -> None:
-    """Roles, schemas, extensions, then every seed in order; then the template for reset."""
+    """Roles, schemas, extensions, then every seed in order (the caller makes the template for
+    reset once the migrations, if any, have run too)."""
     if pg.roles or pg.extensions or pg.schemas:
         _prepare(connection, pg)
     for seed in seeds:
@@ -105,8 +117,6 @@ def apply_seed(
         else:
             notify("running inline SQL")
             _run_inline(runtime, env_id, connection, seed)
-    if pg.has_seed:
-        make_template(connection)
 
 
 def _prepare(connection: Connection, pg: PostgresConfig) -> None:
@@ -140,7 +150,7 @@ def _prepare(connection: Connection, pg: PostgresConfig) -> None:
                 )
         except psycopg.Error as exc:
             raise SeedError(
-                f"postgres.extensions/schemas: {_first_line(exc)}",
+                f"postgres.extensions/schemas: {first_line(exc)}",
                 hint="extensions must be installed in the image (those shipped with Postgres are)",
             ) from None
 
@@ -168,8 +178,14 @@ def _restore_file(
     notify: Notify,
 ) -> None:
     options = _options(pg.seed_options, seed.item)
-    inside = runtime.copy_in(env_id, seed.readable)
     info = seed.info
+    if options.owners == "drop" and info.format == "plain":
+        with tempfile.TemporaryDirectory(prefix="envctl-owners-") as folder:
+            unowned = Path(folder) / seed.readable.name
+            without_ownership(seed.readable, unowned)
+            inside = runtime.copy_in(env_id, unowned)
+    else:
+        inside = runtime.copy_in(env_id, seed.readable)
     if options.owners == "create" and info.format in ("plain", "custom", "tar", "directory"):
         _create_missing_roles(runtime, env_id, connection, seed, inside)
     if info.format in ("plain", "globals", "cluster"):
@@ -189,8 +205,11 @@ def _restore_file(
             _keep_login(connection, runtime, env_id)
             result = ExecResult(_unexpected_errors(result.output), result.output)
         if result.exit_code != 0:
+            failure = _psql_failure(
+                result.output, str(seed.source), inside, expected_ok=whole_cluster
+            )
             raise SeedError(
-                f"{seed.source}: {_psql_failure(result.output, str(seed.source), inside)}",
+                f"{seed.source}: {failure}",
                 hint="the restore stops at the first error; fix the file or the roles it needs",
             )
         return
@@ -267,7 +286,7 @@ def _create_missing_roles(
             env_id, ["pg_restore", "--schema-only", "--file=-", inside], {"PGUSER": connection.user}
         )
         text = listing.output
-    roles = referenced_roles(text)
+    roles = referenced_roles(text) - created_roles(text)
     if not roles:
         return
     from psycopg import sql
@@ -288,6 +307,30 @@ def referenced_roles(text: str) -> set[str]:
             if name and not name.upper().startswith("GROUP "):
                 roles.add(_unquote(name))
     return {role for role in roles if role}
+
+
+def created_roles(text: str) -> set[str]:
+    """Roles the SQL creates itself (CREATE ROLE/USER/GROUP): pre-creating them would make
+    its own CREATE ROLE fail with "already exists"."""
+    return {_unquote(name) for name in _CREATE_ROLE.findall(text)}
+
+
+def without_ownership(source: Path, target: Path) -> None:
+    """Copy plain SQL with its one-line OWNER TO, GRANT and REVOKE statements commented out
+    (line numbers stay those of the user's file); COPY data is copied untouched."""
+    in_copy = False
+    with (
+        source.open(encoding="utf-8", errors="surrogateescape", newline="") as reader,
+        target.open("w", encoding="utf-8", errors="surrogateescape", newline="") as writer,
+    ):
+        for line in reader:
+            if in_copy:
+                in_copy = line.rstrip("\r\n") != "\\."
+            elif _COPY_LINE.match(line):
+                in_copy = True
+            elif _OWNERSHIP_LINE.match(line):
+                line = "-- owners: drop -- " + line
+            writer.write(line)
 
 
 def _unquote(name: str) -> str:
@@ -330,13 +373,22 @@ def _unexpected_errors(output: str) -> int:
     return 0
 
 
-def _psql_failure(output: str, shown_name: str, inside: str | None = None) -> str:
+def _psql_failure(
+    output: str, shown_name: str, inside: str | None = None, expected_ok: bool = False
+) -> str:
+    """`line N: message (statement)` of psql's first error, with the user's file name in
+    place of the copy psql read. `expected_ok`: skip the errors a pg_dumpall restore has."""
     match = next(
-        (m for m in _PSQL_ERROR.finditer(output) if not _EXPECTED_IN_CLUSTER_DUMP.search(m[0])),
+        (
+            m
+            for m in _PSQL_ERROR.finditer(output)
+            if not (expected_ok and _EXPECTED_IN_CLUSTER_DUMP.search(m[0]))
+        ),
         None,
     )
     if not match:
-        return _tail(output)
+        tail = _tail(output)
+        return tail.replace(inside, shown_name) if inside else tail
     message = match.group("message").strip()
     rest = output[match.end() :].strip().splitlines()
     statement = " | ".join(line.strip() for line in rest[:3] if line.strip())
@@ -453,8 +505,3 @@ def _admin(connection: Connection, database: str = MAINTENANCE_DB, unlogged: boo
 def _tail(output: str, lines: int = 8) -> str:
     kept = [line for line in output.strip().splitlines() if line.strip()][-lines:]
     return " | ".join(kept) if kept else "(no output)"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

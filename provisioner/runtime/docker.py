@@ -20,6 +20,7 @@ from provisioner.errors import (
     InfrastructureError,
     PortInUseError,
     ProfileError,
+    first_line,
 )
 from provisioner.ports import port_free
 from provisioner.runtime import (
@@ -75,7 +76,7 @@ def docker_client(timeout: float = PING_TIMEOUT) -> Any:
         import re
 
         detail = re.search(r"\[Errno -?\d+\] [^)\"'\]]+", str(exc))
-        raise _unavailable(detail[0] if detail else _first_line(exc)) from None
+        raise _unavailable(detail[0] if detail else first_line(exc)) from None
     client.api.timeout = 120
     return client
 
@@ -102,7 +103,7 @@ def _engine_errors(method: F) -> F:
             if not _lost_engine(exc):
                 raise
             raise DockerUnavailableError(
-                f"the Docker engine stopped answering ({_first_line(exc)})",
+                f"the Docker engine stopped answering ({first_line(exc)})",
                 hint="start Docker again, then `envctl gc` removes whatever was left behind",
             ) from None
 
@@ -177,7 +178,7 @@ class DockerRuntime(metaclass=_GuardedCalls):
             port = int(info["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"])
         except EngineError as exc:
             self.remove(spec.env_id)
-            message = _first_line(exc)
+            message = first_line(exc)
             if exc.status == 409:
                 raise AlreadyRunningError(
                     f"an environment '{spec.env_id}' is being started by another envctl"
@@ -249,7 +250,7 @@ class DockerRuntime(metaclass=_GuardedCalls):
                 name, driver="bridge", labels=dict(database.labels), check_duplicate=True
             )
         except APIError as exc:
-            raise InfrastructureError(f"cannot create network {name}: {_first_line(exc)}") from None
+            raise InfrastructureError(f"cannot create network {name}: {first_line(exc)}") from None
         network.connect(database, aliases=[alias])
         return name
 
@@ -268,7 +269,7 @@ class DockerRuntime(metaclass=_GuardedCalls):
             return found
         except APIError as exc:
             raise ProfileError(
-                f"image '{image}' is not present and cannot be pulled ({_first_line(exc)})",
+                f"image '{image}' is not present and cannot be pulled ({first_line(exc)})",
                 hint="check postgres.version / postgres.image, or point ENVCTL_POSTGRES_IMAGE "
                 "at a registry you can reach (e.g. mirror.example/postgres:{major})",
             ) from None
@@ -634,9 +635,3 @@ def _config_archive(spec: ServerSpec) -> bytes:
 def _names(env: list[str] | None) -> list[str]:
     """The names of a container's `NAME=value` variables."""
     return [item.split("=", 1)[0] for item in env or []]
-
-
-def _first_line(exc: BaseException) -> str:
-    explanation = getattr(exc, "explanation", None)
-    text = str(explanation or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

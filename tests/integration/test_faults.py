@@ -312,3 +312,35 @@ def test_a_cache_copy_left_by_a_killed_envctl_is_listed_and_pruned(tmp_path: Pat
     assert "removed 1 cache entry" in pruned.stderr
     assert not abandoned.exists()
     assert building.exists()  # its envctl (this process) still copies
+
+
+def test_ctrl_c_during_a_native_seed_is_an_interruption_not_a_seed_error(
+    tmp_path: Path, docker: Any, native: Any
+) -> None:
+    # A terminal's Ctrl-C goes to its whole foreground group: envctl and the psql it runs.
+    profile = write_profile(tmp_path, SLOW_START.format(name="ctrlc"))
+    process = start_envctl("up", str(profile), stderr=subprocess.PIPE, process_group=0)
+    wait_for(lambda: server_started(profile))
+    wait_for(lambda: pids_running_with("bin/psql") or process.poll() is not None)
+    assert process.poll() is None, "envctl ended before its seed ran"
+    time.sleep(0.5)  # the statement runs
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    text = stderr.decode()
+    assert process.returncode == 130, text
+    assert "canceling statement" not in text and "seed" not in text.split("restoring")[-1], text
+    assert "Traceback" not in text
+    nothing_left(tmp_path, docker, profile)
+
+
+def pids_running_with(words: str) -> list[int]:
+    """Live processes (a postgres backend's title included) whose command line holds `words`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if words.encode() in (entry / "cmdline").read_bytes() and alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
