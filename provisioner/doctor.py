@@ -378,6 +378,7 @@ PRESET_VIEWS = {
     "sqlalchemy": ("sqlalchemy-url",),
     "sqlalchemy-asyncpg": ("asyncpg-url",),
 }
+_PG_CONNECTION_KEYWORDS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 # The variables without which a view has nothing to connect with.
 _VIEW_NEEDS = {
     "libpq-url": ("DATABASE_URL",),
@@ -413,6 +414,9 @@ def client_views(values: Mapping[str, str], presets: Iterable[str] | None) -> li
             kinds = [k for k in kinds if k not in dialects or k == reader]
             if reader is not None:
                 kinds = [k for k in kinds if k not in ("libpq-url", "prisma-url")]
+        if not any(values.get(v) for v in _PG_CONNECTION_KEYWORDS):
+            # PGSSLMODE alone is the medusa or django preset's, not a libpq client's settings.
+            kinds = [k for k in kinds if k != "libpq-env"]
     else:
         kinds = []
         for preset in presets:
@@ -607,7 +611,13 @@ def run_doctor(profile: Profile | None, env_file: Path | None) -> list[Check]:
     else:
         docker_check, client = _check_docker(runtime)
         checks.append(docker_check)
-    if profile is not None and client is not None:
+    if profile is not None and running is not None:
+        # It may run another version than the profile's (`up --postgres-version 17`): its
+        # server is what the suite reaches, and it is here.
+        checks.append(
+            Check("image", True, f"not needed: the environment is up ({running.runtime})")
+        )
+    elif profile is not None and client is not None:
         checks.append(_check_image(profile, client))
     if profile is not None:
         checks.append(_check_port(profile, running, client))
@@ -729,6 +739,8 @@ def _check_env_file(
     checks.append(_check_agreement(values))
     if profile is not None:
         checks.append(_check_presence(values, profile, running, target, path))
+    elif (implied := _check_implied_presence(values, path)) is not None:
+        checks.append(implied)
     presets = list(profile.env.preset) if profile is not None else None
     for view in client_views(values, presets):
         checks.append(_check_connection(view, target))
@@ -854,6 +866,19 @@ def expected_variables(profile: Profile, running: Environment | None) -> dict[st
             continue
         owners[name] = next((p for p in profile.env.preset if name in PRESETS[p]), "vars")
     return owners
+
+
+def _check_implied_presence(values: Mapping[str, str], path: Path) -> Check | None:
+    """Without a profile: Medusa's DB_* set always comes with the DATABASE_URL its app reads."""
+    if not any(values.get(v) for v in _VIEW_NEEDS["medusa"]) or values.get("DATABASE_URL"):
+        return None
+    return Check(
+        "variables present",
+        False,
+        f"DATABASE_URL is missing: {_fallback('medusa', 'DATABASE_URL')} (the file has DB_*)",
+        f"add the DATABASE_URL `envctl env PROFILE --show-password` prints to {path}, or "
+        "`envctl down` and `envctl up` to rewrite it",
+    )
 
 
 def _check_presence(

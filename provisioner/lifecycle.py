@@ -36,6 +36,7 @@ from provisioner.errors import (
     EnvctlError,
     InfrastructureError,
     NotRunningError,
+    UsageError,
     VersionUnknownError,
 )
 from provisioner.postgres.ready import import_client, wait_until_ready
@@ -676,6 +677,7 @@ def dump(env: Environment, output: Path, fmt: str = "custom") -> Path:
 
     from provisioner.runtime.select import runtime_named
 
+    check_dump_output(output)
     runtime = runtime_named(env.runtime)
     # An empty folder copied in is one the server's user may write to, in every runtime.
     with tempfile.TemporaryDirectory(prefix="envctl-dump-") as empty:
@@ -696,6 +698,25 @@ def dump(env: Environment, output: Path, fmt: str = "custom") -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return output
+
+
+def check_dump_output(output: Path) -> None:
+    """Refuse an output that cannot be written, before pg_dump spends its time on the backup."""
+    folder = output.parent
+    if output.is_dir():
+        raise UsageError(
+            f"{output} is a folder, not a backup file", hint=f"e.g. -o {output / 'backup.dump'}"
+        )
+    if not folder.is_dir():
+        raise UsageError(
+            f"cannot write {output}: the folder {folder} does not exist",
+            hint=f"create it first (mkdir -p {folder}) or choose another -o path",
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"cannot write {output}: the folder {folder} is not writable",
+            hint="choose another -o path",
+        )
 
 
 def down(env_id: str, runtime: Runtime | None = None) -> list[str]:

@@ -28,7 +28,7 @@ import pytest
 
 ENVCTL = Path(sys.executable).parent / "envctl"
 OFFICIAL_IMAGE = "postgres:{major}"
-JOURNEY_MAJORS = (15, 17)
+JOURNEY_MAJORS = (15, 17, 18)  # 18: the quickstart's
 MANAGED = "dev.envctl.managed"
 STATE_LABEL = "dev.envctl.state-dir"
 TIMEOUT = 240
@@ -110,7 +110,31 @@ def user_environment(home: Path, tmpdir: Path) -> dict[str, str]:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         env[name] = str(folder)
     env["TMPDIR"] = str(tmpdir)
+    # As in a shell with the venv activated: `envctl`, `pytest` and `python` are this install's.
+    env["PATH"] = os.pathsep.join([str(ENVCTL.parent), env.get("PATH", os.defpath)])
     return env
+
+
+def env_file_values(path: Path) -> dict[str, str]:
+    """The variables of an env file as python-dotenv (what apps load) reads them."""
+    from dotenv import dotenv_values
+
+    return {key: value or "" for key, value in dotenv_values(path).items()}
+
+
+def fetch_one(url: str, sql: str) -> tuple[Any, ...]:
+    """One row of `sql` over a real connection to `url` (a DATABASE_URL)."""
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
+        row = conn.execute(sql).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    """envctl's errors are one line and a hint, never a Python traceback."""
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 @pytest.fixture
