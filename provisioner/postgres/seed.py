@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provisioner import signals
 from provisioner.connection import UNLOGGED_SESSION, Connection
 from provisioner.errors import SeedError, first_line
 from provisioner.postgres.dumpfile import DumpInfo, newer_than_error, open_dump, rewrite_tool_error
@@ -107,15 +108,21 @@ def apply_seed(
     notify: Notify,
 ) -> None:
     """Roles, schemas, extensions, then every seed in order; then the template for reset."""
-    if pg.roles or pg.extensions or pg.schemas:
-        _prepare(connection, pg)
-    for seed in seeds:
-        if isinstance(seed, SeedFile):
-            notify(f"restoring {seed.source.name} ({seed.info.format})")
-            _restore_file(runtime, env_id, connection, pg, seed, notify)
-        else:
-            notify("running inline SQL")
-            _run_inline(runtime, env_id, connection, seed)
+    try:
+        if pg.roles or pg.extensions or pg.schemas:
+            _prepare(connection, pg)
+        for seed in seeds:
+            if isinstance(seed, SeedFile):
+                notify(f"restoring {seed.source.name} ({seed.info.format})")
+                _restore_file(runtime, env_id, connection, pg, seed, notify)
+            else:
+                notify("running inline SQL")
+                _run_inline(runtime, env_id, connection, seed)
+    except SeedError:
+        # Ctrl-C in a terminal reaches a native psql too, which cancels its statement: the
+        # seed did not fail, the user stopped it.
+        signals.current().checkpoint()
+        raise
     if pg.has_seed:
         make_template(connection)
 
