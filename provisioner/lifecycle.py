@@ -319,6 +319,10 @@ def _start(
 
         apply_seed(runtime, record.env_id, connection, pg, seeds, notify)
     shutil.rmtree(state_dir / "seed-work", ignore_errors=True)
+    if pg.has_seed and "database" not in pg.model_fields_set:
+        connection = _follow_the_data(connection, notify)
+        record = _replace(record, connection=connection_dict(connection))
+        save_record(record)
     if store:
         signals.current().checkpoint()
         _cache_store(runtime, record, connection, store, image)
@@ -332,6 +336,21 @@ def _start(
     record = _replace(record, variables=variables, starting=False)
     save_record(record)
     return Environment.from_record(record)
+
+
+def _follow_the_data(connection: Connection, notify: Notify) -> Connection:
+    """The connection to the database the seeds' data landed in, saying so when it is not
+    the working database (a pg_dumpall, a `pg_dump --create` dump restore into their own)."""
+    from provisioner.postgres.seed import seeded_database
+
+    landed = seeded_database(connection)
+    if landed == connection.database:
+        return connection
+    notify(
+        f"the data is in database {landed} (the backup creates it): DATABASE_URL, the env "
+        f"file and reset use {landed}; postgres.database in a profile chooses another"
+    )
+    return connection.with_database(landed)
 
 
 def _seeds_and_cache(

@@ -107,7 +107,9 @@ def apply_seed(
     seeds: list[SeedFile | SeedItem],
     notify: Notify,
 ) -> None:
-    """Roles, schemas, extensions, then every seed in order; then the template for reset."""
+    """Roles, schemas, extensions, then every seed in order; then the template for reset, of
+    the database the data landed in (see `landed_database`) unless the profile names one."""
+    before = _databases(connection)
     try:
         if pg.roles or pg.extensions or pg.schemas:
             _prepare(connection, pg)
@@ -124,7 +126,64 @@ def apply_seed(
         signals.current().checkpoint()
         raise
     if pg.has_seed:
-        make_template(connection)
+        landed = connection.database
+        if "database" not in pg.model_fields_set:
+            landed = landed_database(connection, before, notify)
+        make_template(connection.with_database(landed))
+
+
+def _databases(connection: Connection) -> set[str]:
+    with _admin(connection) as conn:
+        return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+
+
+def landed_database(connection: Connection, before: set[str], notify: Notify) -> str:
+    """The database the seeds' data is in: the working one, unless it is empty and the seeds
+    made databases of their own (pg_dumpall, `pg_dump --create`, `CREATE DATABASE x; \\c x`);
+    then the largest of those."""
+    made = sorted(_databases(connection) - before)
+    if not made or _has_relations(connection):
+        return connection.database
+    with _admin(connection) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname = ANY(%s) AND datallowconn "
+            "ORDER BY pg_database_size(datname) DESC, datname",
+            [made],
+        ).fetchall()
+    if not rows:
+        return connection.database
+    chosen = str(rows[0][0])
+    if len(rows) > 1:
+        names = ", ".join(str(row[0]) for row in rows)
+        notify(f"the seeds made databases {names}: {chosen}, the largest, is the one used")
+    return chosen
+
+
+def _has_relations(connection: Connection) -> bool:
+    with _admin(connection, connection.database) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND n.nspname NOT LIKE 'pg\\_toast%' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+            "LIMIT 1"
+        ).fetchone()
+    return row is not None
+
+
+def seeded_database(connection: Connection) -> str:
+    """The database whose seeded state a template keeps: the working one if it has a
+    template, else the one database that has one (the data landed there; also on a cache
+    hit, where no seed runs)."""
+    with _admin(connection) as conn:
+        names = {str(row[0]) for row in conn.execute("SELECT datname FROM pg_database")}
+    if template_name(connection.database) in names:
+        return connection.database
+    kept = [
+        name
+        for name in sorted(names)
+        if template_name(name) in names and name[:16] != "envctl_template_"
+    ]
+    return kept[0] if len(kept) == 1 else connection.database
 
 
 def _prepare(connection: Connection, pg: PostgresConfig) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from provisioner.lifecycle import environment
+from provisioner.lifecycle import environment, find, repro_profile, reset
 from provisioner.profile import load_profile
 from tests.conftest import envctl, leftovers, write_profile
 
@@ -68,3 +68,48 @@ def test_owners_drop_leaves_out_owners_and_grants_of_plain_sql(tmp_path: Path, d
         assert row == (env.user,)
         assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
         assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'ghost'").fetchone() is None
+
+
+OWN_DATABASE_SQL = """\
+CREATE DATABASE shopdb;
+\\connect shopdb
+CREATE TABLE items (id int PRIMARY KEY);
+INSERT INTO items VALUES (1), (2), (3);
+"""
+
+
+def test_sql_that_creates_its_database_is_where_the_environment_points(
+    tmp_path: Path, docker: Any
+) -> None:
+    (tmp_path / "shop.sql").write_text(OWN_DATABASE_SQL)
+    marker = tmp_path / "url"
+    result = envctl(
+        "repro",
+        str(tmp_path / "shop.sql"),
+        "--version",
+        "15",
+        "--",
+        "sh",
+        "-c",
+        f'echo "$DATABASE_URL" > {marker}',
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the data is in database shopdb (the backup creates it)" in result.stderr
+    with psycopg.connect(marker.read_text().strip()) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("shopdb",)
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (3,)
+        conn.execute("DELETE FROM items")
+    env = find(repro_profile(tmp_path / "shop.sql", version="15"))
+    assert env is not None and env.database == "shopdb"
+    reset(env)
+    with psycopg.connect(marker.read_text().strip()) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (3,)
+    assert envctl("down", str(tmp_path / "shop.sql")).returncode == 0
+    assert leftovers(docker, tmp_path) == []
+
+
+def test_a_profile_that_names_its_database_keeps_it(tmp_path: Path, docker: Any) -> None:
+    (tmp_path / "shop.sql").write_text(OWN_DATABASE_SQL)
+    profile = load_profile(_profile(tmp_path, "    - shop.sql\n", "  database: mine\n"))
+    with environment(profile) as env:
+        assert env.database == "mine"

@@ -244,3 +244,15 @@ def test_a_backup_of_an_absent_major_names_the_majors_here_then_nearest_restores
     assert "starting Postgres 17 (docker: postgres:17)" in result.stderr
     assert _data(result) == EXPECTED
     _down(journey, backup)
+
+
+@pytest.mark.parametrize("key", ["cluster", "create"])
+def test_repro_points_the_environment_at_the_database_the_backup_creates(
+    journey: Journey, backups: dict[Any, Path], key: str
+) -> None:
+    backup = _backup_in(journey, backups[(17, key)] if key == "cluster" else backups[key])
+    result = journey.envctl("repro", backup.name, *_check(journey))  # DATABASE_URL as it is
+    assert result.returncode == 0, result.stderr
+    assert f"the data is in database {SAMPLE_DATABASE} (the backup creates it)" in result.stderr
+    assert _data(result) == EXPECTED
+    _down(journey, backup)
