@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -18,8 +18,12 @@ from provisioner.errors import (
     EXIT_INTERRUPTED,
     EnvctlError,
     NamesVersionSetting,
+    SeedError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from provisioner.postgres.dumpfile import DumpInfo
 
 app = typer.Typer(
     name="envctl",
@@ -508,19 +512,52 @@ def dump(
 def inspect(
     backup: Annotated[Path, typer.Argument(help="A pg_dump/pg_dumpall file or directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Read every data block (pg_restore -f /dev/null) and report corruption.",
+        ),
+    ] = False,
 ) -> None:
     """Say what a backup is: format, versions, creation time, database, object counts."""
-    from provisioner.postgres.dumpfile import inspect_dump
+    from provisioner.postgres.dumpfile import inspect_dump, truncated_error
 
     info = inspect_dump(backup)
     data = info.to_dict()
+    problem = truncated_error(info).message if info.complete is False else None
+    if verify:
+        problem = problem or _verify_blocks(backup, info, data)
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
-        return
-    for key, value in data.items():
-        if key == "counts" and isinstance(value, dict):
-            value = ", ".join(f"{n} {k}" for k, n in value.items()) or "-"
-        typer.echo(f"{key + ':':18} {value if value is not None else '-'}")
+    else:
+        for key, value in data.items():
+            if key == "counts" and isinstance(value, dict):
+                value = ", ".join(f"{n} {k}" for k, n in value.items()) or "-"
+            typer.echo(f"{key + ':':18} {value if value is not None else '-'}")
+    if problem:
+        raise SeedError(problem, hint="make the backup again, or copy it again from its source")
+
+
+def _verify_blocks(backup: Path, info: DumpInfo, data: dict[str, object]) -> str | None:
+    """Read every data block of an archive; its corruption as a message, or None."""
+    import tempfile
+
+    from provisioner.postgres.dumpfile import open_dump
+    from provisioner.runtime.archive_read import read_every_block
+
+    if info.format not in ("custom", "tar", "directory"):
+        # psql reads SQL as it goes: all there is to check is pg_dump's closing line.
+        data["verified"] = "its closing line is there" if info.complete else "nothing to read"
+        return None
+    with tempfile.TemporaryDirectory(prefix="envctl-verify-") as folder:
+        readable, _ = open_dump(backup, Path(folder))
+        say(f"reading every data block of {backup.name} ...")
+        found = read_every_block(readable, info.required_major or 12)
+    data["verified"] = f"every block read by {found.reader}" if not found.error else None
+    if found.error:
+        return f"{backup}: {found.error} (read by {found.reader}); a restore would fail there"
+    return None
 
 
 @app.command()

@@ -127,6 +127,8 @@ class DumpInfo:
     database: str | None
     counts: dict[str, int] = field(default_factory=dict)  # only kinds that occur
     wrapped: str | None = None  # how it was unwrapped: "gzip", "tar member NAME", ...
+    # plain/cluster by pg_dump(all): whether its closing "dump complete" line is there
+    complete: bool | None = None
 
     @property
     def pg_dump_major(self) -> int | None:
@@ -154,6 +156,7 @@ class DumpInfo:
             "database": self.database,
             "counts": dict(self.counts),
             "wrapped": self.wrapped,
+            "complete": self.complete,
         }
 
 
@@ -1057,6 +1060,7 @@ _PLAIN_LINE = re.compile(
     rb"|-- Dumped by pg_dump version (?P<pg_dump>[^\r\n]+)"
     rb"|-- Started on (?P<started>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"
     rb'|-- Database "(?P<section>[^\r\n]*)" dump'
+    rb"|-- PostgreSQL database (?:(?P<cluster_done>cluster )|(?P<database_done>))dump complete"
     rb"|(?P<connect>\\connect\s)"
     rb"|(?P<copy>COPY [^\n]* FROM stdin;)"
     rb"|(?P<lo>SELECT pg_catalog\.lo_create\()"
@@ -1078,6 +1082,8 @@ class _PlainScan:
     started: datetime | None = None
     database: str | None = None
     connects: bool = False
+    database_complete: bool = False  # "-- PostgreSQL database dump complete": pg_dump's last line
+    cluster_complete: bool = False  # "-- PostgreSQL database cluster dump complete": pg_dumpall's
     toc: Counter[str] = field(default_factory=Counter)
     created: Counter[str] = field(default_factory=Counter)
 
@@ -1099,6 +1105,10 @@ class _PlainScan:
                 self.started = datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
         elif group == "section":
             self.created["databases"] += 1
+        elif group == "cluster_done":
+            self.cluster_complete = True
+        elif group == "database_done":
+            self.database_complete = True
         elif group == "connect":
             self.connects = True
         elif group == "lo":
@@ -1137,6 +1147,11 @@ def _inspect_text(src: _Source, head: bytes) -> DumpInfo:
         counts.update({k: scan.created[k] for k in ("roles", "databases") if scan.created[k]})
     compressors = [layer.kind for layer in src.layers if layer.kind in ("gzip", "bzip2", "xz")]
     server_version = _version_token(scan.server_version)
+    complete = None
+    if fmt == "plain" and from_pg_dump:
+        complete = scan.database_complete
+    elif fmt != "plain":
+        complete = scan.cluster_complete
     return DumpInfo(
         path=src.origin,
         format=fmt,
@@ -1149,6 +1164,20 @@ def _inspect_text(src: _Source, head: bytes) -> DumpInfo:
         database=scan.database if fmt == "plain" else None,
         counts={name: n for name, n in sorted(counts.items()) if n},
         wrapped=_describe(src.layers),
+        complete=complete,
+    )
+
+
+def truncated_error(info: DumpInfo) -> SeedError:
+    """The error for a plain dump whose closing "dump complete" line is missing: psql would
+    restore what is there with exit 0, and the data would be silently partial."""
+    tool = "pg_dumpall" if info.format in ("cluster", "globals") else "pg_dump"
+    return SeedError(
+        f"{info.path} is truncated: a {tool} file ends with '-- PostgreSQL database "
+        f"{'cluster ' if tool == 'pg_dumpall' else ''}dump complete', and this one stops before "
+        "it (an interrupted dump, copy or download); restoring it would give partial data",
+        hint=f"make the backup again (or copy it again); envctl inspect {info.path.name} shows "
+        "what it holds",
     )
 
 

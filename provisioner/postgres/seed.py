@@ -19,7 +19,13 @@ from typing import Any
 from provisioner import signals
 from provisioner.connection import UNLOGGED_SESSION, Connection
 from provisioner.errors import SeedError, first_line
-from provisioner.postgres.dumpfile import DumpInfo, newer_than_error, open_dump, rewrite_tool_error
+from provisioner.postgres.dumpfile import (
+    DumpInfo,
+    newer_than_error,
+    open_dump,
+    rewrite_tool_error,
+    truncated_error,
+)
 from provisioner.profile import PostgresConfig, SeedItem, SeedOptions
 from provisioner.runtime import ExecResult, Runtime
 
@@ -78,6 +84,8 @@ def inspect_seeds(pg: PostgresConfig, folder: Path, workdir: Path) -> list[SeedF
             continue
         source = (folder / item.path).resolve()
         readable, info = open_dump(source, workdir)
+        if info.complete is False:
+            raise truncated_error(info)
         seeds.append(SeedFile(item=item, source=source, readable=readable, info=info))
     return seeds
 

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from provisioner.lifecycle import environment, find, repro_profile, reset
+from provisioner.lifecycle import dump, environment, find, repro_profile, reset
 from provisioner.profile import load_profile
 from tests.conftest import envctl, leftovers, write_profile
 
@@ -113,3 +113,63 @@ def test_a_profile_that_names_its_database_keeps_it(tmp_path: Path, docker: Any)
     profile = load_profile(_profile(tmp_path, "    - shop.sql\n", "  database: mine\n"))
     with environment(profile) as env:
         assert env.database == "mine"
+
+
+BIG_SQL = (
+    "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 200000) g;"
+)
+
+
+def _dump_of(tmp_path: Path, major: int, fmt: str = "custom") -> Path:
+    (tmp_path / "big.sql").write_text(BIG_SQL + "\n")
+    profile = write_profile(
+        tmp_path,
+        f"name: big{major}\npostgres:\n  version: '{major}'\n  seed: [big.sql]\n"
+        "env:\n  file: null\n",
+        name=f"big{major}.yaml",
+    )
+    backup = tmp_path / f"big{major}.{'sql' if fmt == 'plain' else 'dump'}"
+    with environment(load_profile(profile)) as env:
+        dump(env, backup, fmt)
+    return backup
+
+
+def test_a_truncated_plain_dump_is_refused_before_anything_starts(
+    tmp_path: Path, docker: Any
+) -> None:
+    backup = _dump_of(tmp_path, 15, "plain")
+    text = backup.read_text()
+    assert "\n-- PostgreSQL database dump complete\n" in text[-200:]
+    backup.write_text(text[: len(text) // 2].rsplit("\n", 1)[0] + "\n")
+    looked = envctl("inspect", str(backup))
+    assert looked.returncode == 2
+    assert "complete:          False" in looked.stdout
+    assert f"error: {backup} is truncated" in looked.stderr
+    result = envctl("repro", str(backup))
+    assert result.returncode == 2, result.stderr
+    assert f"error: {backup} is truncated" in result.stderr
+    assert "starting Postgres" not in result.stderr
+    assert leftovers(docker, tmp_path) == []
+
+
+def _corrupt(backup: Path) -> None:
+    data = bytearray(backup.read_bytes())
+    middle = int(len(data) * 0.7)
+    data[middle : middle + 16] = bytes(byte ^ 0x5A for byte in data[middle : middle + 16])
+    backup.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("major", [15, 17])  # 15: native pg_restore; 17: in a container
+def test_inspect_verify_reads_every_block_and_names_corruption(
+    tmp_path: Path, docker: Any, major: int
+) -> None:
+    backup = _dump_of(tmp_path, major)
+    good = envctl("inspect", "--verify", str(backup))
+    assert good.returncode == 0, good.stderr
+    assert "verified:          every block read by pg_restore" in good.stdout
+    _corrupt(backup)
+    assert envctl("inspect", str(backup)).returncode == 0  # the header and TOC are fine
+    bad = envctl("inspect", "--verify", str(backup))
+    assert bad.returncode == 2, bad.stdout
+    assert f"error: {backup}: pg_restore: error:" in bad.stderr
+    assert "a restore would fail there" in bad.stderr
