@@ -23,6 +23,7 @@ from provisioner.errors import (
 )
 
 if TYPE_CHECKING:
+    from provisioner.lifecycle import Environment
     from provisioner.postgres.dumpfile import DumpInfo
 
 app = typer.Typer(
@@ -170,6 +171,28 @@ def down(
             say(f"removed {item}" if not item.startswith("restored") else item)
     else:
         say(f"no environment for {profile} is up: nothing to remove")
+
+
+def _running(target: Path) -> Environment:
+    """The running environment of a profile, or of a backup started with `envctl repro` (as
+    `down` takes them)."""
+    from provisioner.errors import NotRunningError, ProfileError
+    from provisioner.lifecycle import find, repro_profile, require_running
+    from provisioner.profile import load_profile
+
+    backup = repro_profile(target) if target.exists() else None
+    found = find(backup) if backup is not None else None
+    if found is not None:
+        return found
+    try:
+        profile = load_profile(target)
+    except ProfileError:
+        if backup is None or target.suffix in (".yaml", ".yml"):
+            raise
+        raise NotRunningError(
+            f"no environment for {target} is up", hint=f"start it with `envctl repro {target}`"
+        ) from None
+    return require_running(profile)
 
 
 def _env_id_of(target: str) -> str:
@@ -386,12 +409,10 @@ def env(
 ) -> None:
     """Print the variables of a running environment."""
     from provisioner.envfile import format_env
-    from provisioner.lifecycle import require_running
-    from provisioner.profile import load_profile
 
     if fmt not in ("dotenv", "json", "shell"):
         raise UsageError(f"unknown format '{fmt}'", hint="use dotenv, json or shell")
-    running = require_running(load_profile(profile))
+    running = _running(profile)
     variables = running.env if show_password else _masked(running.env, running.password)
     typer.echo(format_env(variables, fmt), nl=False)
     ssl = running.connection.ssl_parameters()
@@ -481,11 +502,9 @@ def run(
 @reports_errors
 def reset(profile: ProfileArg) -> None:
     """Put the running environment's database back to its seeded state (no re-restore)."""
-    from provisioner.lifecycle import require_running
     from provisioner.lifecycle import reset as reset_env
-    from provisioner.profile import load_profile
 
-    seconds = reset_env(require_running(load_profile(profile)))
+    seconds = reset_env(_running(profile))
     say(f"reset {profile} to its seeded state in {seconds * 1000:.0f} ms")
 
 
@@ -498,12 +517,10 @@ def dump(
 ) -> None:
     """Write a backup of the running environment's database (pg_dump, mode 0600)."""
     from provisioner.lifecycle import dump as dump_env
-    from provisioner.lifecycle import require_running
-    from provisioner.profile import load_profile
 
     if fmt not in ("custom", "plain"):
         raise UsageError(f"unknown format '{fmt}'", hint="use custom or plain")
-    written = dump_env(require_running(load_profile(profile)), output, fmt)
+    written = dump_env(_running(profile), output, fmt)
     say(f"wrote {written} ({written.stat().st_size} bytes, {fmt} format)")
 
 

@@ -1069,6 +1069,8 @@ _PLAIN_LINE = re.compile(
     rb"|CREATE\s+(?:OR\s+REPLACE\s+)?(?:(?:UNLOGGED|TEMP|TEMPORARY|TRUSTED)\s+)*"
     rb"(?P<create>TABLE|VIEW|MATERIALIZED\s+VIEW|UNIQUE\s+INDEX|INDEX|FUNCTION|PROCEDURE|"
     rb"SEQUENCE|SCHEMA|EXTENSION|TRIGGER|TYPE|DOMAIN)\s"
+    # Hand-written foreign keys: every one has one REFERENCES, inline or in a constraint.
+    rb"|(?P<foreign_key>(?!\s*(?:--|GRANT\b|REVOKE\b|INSERT\b|COPY\b))[^\n]*?\bREFERENCES\b)"
     rb")",
     re.I,
 )
@@ -1118,6 +1120,8 @@ class _PlainScan:
             self.created["roles"] += 1
         elif group == "database":
             self.connects = True
+        elif group == "foreign_key":
+            self.created["foreign_keys"] += 1
         elif group == "create":
             kind = re.sub(rb"\s+", b" ", match.group(group).upper())
             self.created[_CREATE_NAMES.get(kind, "other")] += 1
@@ -1181,6 +1185,9 @@ def truncated_error(info: DumpInfo) -> SeedError:
     )
 
 
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+
+
 def _refuse_foreign_text(src: _Source, text: str) -> None:
     """Hand-written SQL is fine (seed files are SQL too); other text is not a backup."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -1196,7 +1203,15 @@ def _refuse_foreign_text(src: _Source, text: str) -> None:
             "backup",
             hint="convert it (e.g. with pgloader) or dump the data from PostgreSQL",
         )
-    statements = [line for line in lines if not line.startswith(("--", "/*", "*"))]
+    # Comments are no statement: a `/* ... */` banner (chinook's) may hold any text; one not
+    # closed within the head runs past it, and then no statement is seen here.
+    code = _BLOCK_COMMENT.sub(" ", text.lstrip("\ufeff"))
+    code = code.split("/*", 1)[0]
+    statements = [
+        line.strip()
+        for line in code.splitlines()
+        if line.strip() and not line.strip().startswith("--")
+    ]
     # a statement keyword first and a semicolon somewhere: "Table of contents" is no SQL
     if not statements or statements[0].startswith("\\"):
         return

@@ -173,3 +173,26 @@ def test_inspect_verify_reads_every_block_and_names_corruption(
     assert bad.returncode == 2, bad.stdout
     assert f"error: {backup}: pg_restore: error:" in bad.stderr
     assert "a restore would fail there" in bad.stderr
+
+
+def test_reset_env_and_dump_take_the_backup_of_a_repro_environment(
+    tmp_path: Path, docker: Any
+) -> None:
+    backup = tmp_path / "bug.sql"
+    backup.write_text("CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n")
+    not_yet = envctl("reset", str(backup))
+    assert not_yet.returncode == 3, not_yet.stderr
+    assert f"hint: start it with `envctl repro {backup}`" in not_yet.stderr
+    assert envctl("repro", str(backup), "--version", "15").returncode == 0
+    try:
+        variables = envctl("env", str(backup))
+        assert variables.returncode == 0, variables.stderr
+        assert "PGDATABASE=test" in variables.stdout
+        reset = envctl("reset", str(backup))
+        assert reset.returncode == 0, reset.stderr
+        assert "to its seeded state" in reset.stderr
+        written = envctl("dump", str(backup), "-o", str(tmp_path / "out.dump"))
+        assert written.returncode == 0, written.stderr
+    finally:
+        assert envctl("down", str(backup)).returncode == 0
+    assert leftovers(docker, tmp_path) == []
