@@ -129,6 +129,7 @@ class DumpInfo:
     wrapped: str | None = None  # how it was unwrapped: "gzip", "tar member NAME", ...
     # plain/cluster by pg_dump(all): whether its closing "dump complete" line is there
     complete: bool | None = None
+    extensions: tuple[str, ...] = ()  # what its CREATE EXTENSION statements create
 
     @property
     def pg_dump_major(self) -> int | None:
@@ -157,6 +158,7 @@ class DumpInfo:
             "counts": dict(self.counts),
             "wrapped": self.wrapped,
             "complete": self.complete,
+            "extensions": list(self.extensions),
         }
 
 
@@ -789,6 +791,7 @@ class _TocEntry:
     data_state: int = 0  # custom: _OFFSET_*
     data_offset: int = 0
     filename: str | None = None  # tar, directory
+    tag: str = ""  # the object's name (kept for EXTENSION entries)
 
 
 class _Reader:
@@ -916,7 +919,7 @@ def _read_entries(reader: _Reader, header: _Header) -> list[_TocEntry]:
         had_dumper = reader.read_int() != 0
         reader.read_str()  # catalog table OID
         reader.read_str()  # OID
-        reader.read_str()  # tag
+        tag = reader.read_str() or ""
         desc = reader.read_str() or ""
         if version >= (1, 11, 0):
             reader.read_int()  # section
@@ -941,7 +944,18 @@ def _read_entries(reader: _Reader, header: _Header) -> list[_TocEntry]:
         large_objects = 0
         if desc in ("BLOB", "BLOB METADATA"):
             large_objects = max(definition.count("lo_create("), 1)
-        entries.append(_TocEntry(dump_id, had_dumper, desc, large_objects, state, offset, filename))
+        entries.append(
+            _TocEntry(
+                dump_id,
+                had_dumper,
+                desc,
+                large_objects,
+                state,
+                offset,
+                filename,
+                tag if desc == "EXTENSION" else "",
+            )
+        )
     return entries
 
 
@@ -1066,6 +1080,7 @@ _PLAIN_LINE = re.compile(
     rb"|(?P<lo>SELECT pg_catalog\.lo_create\()"
     rb"|(?P<role>CREATE ROLE\s)"
     rb"|CREATE (?P<database>DATABASE\s)"
+    rb'|CREATE\s+EXTENSION\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<extension>"[^"\n]+"|[\w$]+)'
     rb"|CREATE\s+(?:OR\s+REPLACE\s+)?(?:(?:UNLOGGED|TEMP|TEMPORARY|TRUSTED)\s+)*"
     rb"(?P<create>TABLE|VIEW|MATERIALIZED\s+VIEW|UNIQUE\s+INDEX|INDEX|FUNCTION|PROCEDURE|"
     rb"SEQUENCE|SCHEMA|EXTENSION|TRIGGER|TYPE|DOMAIN)\s"
@@ -1088,6 +1103,7 @@ class _PlainScan:
     cluster_complete: bool = False  # "-- PostgreSQL database cluster dump complete": pg_dumpall's
     toc: Counter[str] = field(default_factory=Counter)
     created: Counter[str] = field(default_factory=Counter)
+    extensions: list[str] = field(default_factory=list)
 
     def take(self, match: re.Match[bytes]) -> None:
         group = match.lastgroup
@@ -1120,6 +1136,11 @@ class _PlainScan:
             self.created["roles"] += 1
         elif group == "database":
             self.connects = True
+        elif group == "extension":
+            self.created["extensions"] += 1
+            name = value[1:-1] if value.startswith('"') else value
+            if name not in self.extensions:
+                self.extensions.append(name)
         elif group == "foreign_key":
             self.created["foreign_keys"] += 1
         elif group == "create":
@@ -1169,6 +1190,7 @@ def _inspect_text(src: _Source, head: bytes) -> DumpInfo:
         counts={name: n for name, n in sorted(counts.items()) if n},
         wrapped=_describe(src.layers),
         complete=complete,
+        extensions=tuple(scan.extensions),
     )
 
 
@@ -1284,6 +1306,7 @@ def _info(
         database=header.database,
         counts={name: n for name, n in sorted(counts.items()) if n},
         wrapped=_describe(layers),
+        extensions=tuple(entry.tag for entry in entries or () if entry.desc == "EXTENSION"),
     )
 
 

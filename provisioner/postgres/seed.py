@@ -8,10 +8,11 @@ in a fraction of the time a restore takes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,7 @@ def apply_seed(
     """Roles, schemas, extensions, then every seed in order; then the template for reset, of
     the database the data landed in (see `landed_database`) unless the profile names one."""
     before = _databases(connection)
+    check_extensions(connection, seeds)
     try:
         if pg.roles or pg.extensions or pg.schemas:
             _prepare(connection, pg)
@@ -138,6 +140,99 @@ def apply_seed(
         if "database" not in pg.model_fields_set:
             landed = landed_database(connection, before, notify)
         make_template(connection.with_database(landed))
+
+
+# Images that ship extensions the official postgres image lacks, for the hint.
+_EXTENSION_IMAGES = {
+    "vector": "pgvector/pgvector:pg{major}",
+    "postgis": "postgis/postgis:{major}-3.5",
+    "postgis_topology": "postgis/postgis:{major}-3.5",
+    "postgis_raster": "postgis/postgis:{major}-3.5",
+    "timescaledb": "timescale/timescaledb:latest-pg{major}",
+    "age": "apache/age",
+    "pg_cron": "an image built with pg_cron",
+}
+
+
+def check_extensions(connection: Connection, seeds: Iterable[SeedFile | SeedItem]) -> None:
+    """Refuse, before any restore, the backups that create an extension this server does
+    not have: the restore would stop there, after minutes of work."""
+    wanted = {
+        name: seed for seed in seeds if isinstance(seed, SeedFile) for name in seed.info.extensions
+    }
+    if not wanted:
+        return
+    with _admin(connection) as conn:
+        have = {row[0] for row in conn.execute("SELECT name FROM pg_available_extensions")}
+        major = conn.info.server_version // 10000
+    missing = sorted(name for name in wanted if name not in have)
+    if not missing:
+        return
+    first = wanted[missing[0]]
+    images = [
+        f"{name}: {_EXTENSION_IMAGES[name].format(major=major)}"
+        for name in missing
+        if name in _EXTENSION_IMAGES
+    ]
+    where = f" ({'; '.join(images)})" if images else ""
+    raise SeedError(
+        f"{first.source} creates extension {', '.join(missing)}, which this PostgreSQL "
+        f"{major} server does not have (its pg_available_extensions)",
+        hint=f"run it where the extension is installed: a profile with postgres.image naming "
+        f"an image that has it{where}",
+    )
+
+
+PROGRESS_EVERY = 5.0  # seconds: a restore shorter than this prints no progress line
+
+
+@contextlib.contextmanager
+def restore_progress(
+    connection: Connection, name: str, notify: Notify, every: float = PROGRESS_EVERY
+) -> Iterator[None]:
+    """While the block runs, every `every` seconds one plain line: the time so far, and the
+    table being loaded with its rows so far (pg_stat_progress_copy, PostgreSQL 14+)."""
+    import threading
+    import time
+
+    done = threading.Event()
+    started = time.monotonic()
+
+    def report() -> None:
+        while not done.wait(every):
+            line = f"restoring {name}: {time.monotonic() - started:.0f} s"
+            try:
+                line += _copy_in_progress(connection)
+            except Exception as exc:  # progress is a courtesy: the restore reports real errors
+                log.debug("no restore progress: %s", exc)
+            if not done.is_set():
+                notify(line)
+
+    reporter = threading.Thread(target=report, name="envctl-restore-progress", daemon=True)
+    reporter.start()
+    try:
+        yield
+    finally:
+        done.set()
+        reporter.join(timeout=every + 10)
+
+
+def _copy_in_progress(connection: Connection) -> str:
+    with _admin(connection) as conn:
+        if conn.info.server_version < 140000:
+            return ""
+        rows = conn.execute(
+            "SELECT d.datname, p.relid, p.tuples_processed "
+            "FROM pg_stat_progress_copy p JOIN pg_database d ON d.oid = p.datid "
+            "WHERE p.command = 'COPY FROM' ORDER BY p.pid"
+        ).fetchall()
+    loading = []
+    for database, relid, count in rows:
+        # A table's name is only known inside its own database.
+        with _admin(connection, database) as conn:
+            found = conn.execute("SELECT %s::oid::regclass::text", [relid]).fetchone()
+        loading.append(f"{found[0] if found else relid} ({count:,} rows so far)")
+    return f", loading {', '.join(loading)}" if loading else ""
 
 
 def _databases(connection: Connection) -> set[str]:
@@ -275,7 +370,8 @@ def _restore_file(
         # pg_dumpall re-creates every role, the bootstrap superuser included: as its docs say,
         # "already exists" errors are expected there; any other error still stops the seed.
         argv = _psql(connection.user, database, inside, stop_on_error=not whole_cluster)
-        result = runtime.exec(env_id, argv)
+        with restore_progress(connection, seed.source.name, notify):
+            result = runtime.exec(env_id, argv)
         if whole_cluster:
             _keep_login(connection, runtime, env_id)
             result = ExecResult(_unexpected_errors(result.output), result.output)
@@ -300,7 +396,8 @@ def _restore_file(
         argv += ["--data-only", "--disable-triggers"]
     argv += _skip_what_is_there(runtime, env_id, seed, inside, notify)
     argv.append(inside)
-    result = runtime.exec(env_id, argv)
+    with restore_progress(connection, seed.source.name, notify):
+        result = runtime.exec(env_id, argv)
     if result.exit_code != 0:
         friendly = rewrite_tool_error(result.output, info)
         raise SeedError(

@@ -196,3 +196,39 @@ def test_reset_env_and_dump_take_the_backup_of_a_repro_environment(
     finally:
         assert envctl("down", str(backup)).returncode == 0
     assert leftovers(docker, tmp_path) == []
+
+
+def test_an_extension_the_server_lacks_is_named_before_the_restore(
+    tmp_path: Path, docker: Any
+) -> None:
+    backup = tmp_path / "vectors.sql"
+    backup.write_text(
+        "CREATE EXTENSION IF NOT EXISTS vector;\nCREATE TABLE items (id int, v vector(3));\n"
+    )
+    result = envctl("repro", str(backup), "--version", "15")
+    assert result.returncode == 2, result.stderr
+    assert f"error: {backup} creates extension vector, which this PostgreSQL 15 server" in (
+        result.stderr
+    )
+    assert "pgvector/pgvector:pg15" in result.stderr
+    assert "restoring vectors.sql" not in result.stderr
+    assert leftovers(docker, tmp_path) == []
+
+
+def test_a_long_restore_prints_progress_lines(tmp_path: Path, docker: Any) -> None:
+    import time
+
+    from provisioner.postgres.seed import restore_progress
+
+    (tmp_path / "t.sql").write_text("CREATE TABLE slow (id int);\n")
+    lines: list[str] = []
+    profile = load_profile(_profile(tmp_path, "    - t.sql\n"))
+    with environment(profile) as env, psycopg.connect(env.url) as conn, conn.cursor() as cur:  # noqa: SIM117
+        with restore_progress(env.connection, "t.dump", lines.append, every=0.3):
+            with cur.copy("COPY slow (id) FROM STDIN") as copy:
+                for n in range(12):
+                    copy.write_row((n,))
+                    time.sleep(0.1)
+    assert lines, "no progress line"
+    assert lines[0].startswith("restoring t.dump: 0 s, loading slow (")
+    assert "rows so far)" in lines[0]
