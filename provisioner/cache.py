@@ -76,6 +76,7 @@ def cache_key(pg: PostgresConfig, image_id: str, seed_digests: list[str]) -> str
         "schemas": pg.schemas,
         "seed": [item.model_dump(mode="json") for item in pg.seed],
         "seed_options": pg.seed_options.model_dump(),
+        "migrate": pg.migrate.model_dump(mode="json") if pg.migrate else None,
         "pgdata": CACHED_PGDATA,
         "seed_bytes": seed_digests,
     }

@@ -31,7 +31,7 @@ app = typer.Typer(
     help="Declarative, disposable Postgres test environments: a YAML profile in, "
     "a ready database and a matching .env.test out.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
@@ -138,6 +138,9 @@ def up(
     show_password: ShowPassword = False,
     runtime: RuntimeOption = None,
     postgres_version: VersionOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Also print the connection as JSON on stdout.")
+    ] = False,
 ) -> None:
     """Start the environment, wait until it accepts connections, write the env file."""
     from provisioner.lifecycle import up as start
@@ -147,7 +150,7 @@ def up(
     loaded = _with_version(load_profile(profile), postgres_version)
     with deferred_signals():
         env = start(loaded, mode="up", notify=say, runtime_override=runtime)
-    _print_connection(env, show_password)
+    _print_connection(env, show_password, as_json)
     say(f"remove it with: envctl down {profile}")
     _export_to_github(env)
 
@@ -597,6 +600,9 @@ def repro(
     ] = "auto",
     runtime: RuntimeOption = None,
     show_password: ShowPassword = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Also print the connection as JSON on stdout.")
+    ] = False,
 ) -> None:
     """Start the Postgres the backup came from, restore it, say how to connect; stays up."""
     from provisioner.lifecycle import repro_profile
@@ -619,7 +625,7 @@ def repro(
     except NamesVersionSetting as exc:
         exc.naming("--version")  # repro's user chooses the version with a flag, not a key
         raise
-    _print_connection(env, show_password)
+    _print_connection(env, show_password, as_json)
     say(f"it stays up; remove it with: envctl down {backup}")
     if argv:
         with deferred_signals():
@@ -732,8 +738,28 @@ def _with_version(profile: Any, version: str | None) -> Any:
     return profile.model_copy(update={"postgres": pg}) if profile else None
 
 
-def _print_connection(env: Any, show_password: bool) -> None:
+def _print_connection(env: Any, show_password: bool, as_json: bool = False) -> None:
     url = env.url if show_password else _masked({"u": env.url}, env.password)["u"]
+    if as_json:  # on stdout, for programs; the human lines below go to stderr
+        variables = env.variables if show_password else _masked(env.variables, env.password)
+        typer.echo(
+            json.dumps(
+                {
+                    "id": env.env_id,
+                    "name": env.name,
+                    "runtime": env.runtime,
+                    "host": env.host,
+                    "port": env.port,
+                    "user": env.connection.user,
+                    "database": env.connection.database,
+                    "password": env.password if show_password else "****",
+                    "url": url,
+                    "env_file": str(env.env_file) if env.env_file else None,
+                    "variables": variables,
+                },
+                indent=2,
+            )
+        )
     say(f"database: {url}")
     say(f"psql:     psql '{url}'")
     if env.env_file is not None:

@@ -313,16 +313,32 @@ def _start(
     )
     log.info("first connection after %.2fs of waiting", seconds)
     notify(f"ready on {connection.host}:{connection.port} after {time.monotonic() - began:.1f}s")
+    landed = None
     if (seeds or pg.has_seed) and not hit:
         signals.current().checkpoint()
         from provisioner.postgres.seed import apply_seed
 
-        apply_seed(runtime, record.env_id, connection, pg, seeds, notify)
+        landed = apply_seed(runtime, record.env_id, connection, pg, seeds, notify)
     shutil.rmtree(state_dir / "seed-work", ignore_errors=True)
     if pg.has_seed and "database" not in pg.model_fields_set:
-        connection = _follow_the_data(connection, notify)
+        connection = _follow_the_data(connection, landed, notify)
         record = _replace(record, connection=connection_dict(connection))
         save_record(record)
+    if pg.has_seed and not hit:
+        if pg.migrate is not None:
+            signals.current().checkpoint()
+            from provisioner.migrate import run_migration
+
+            run_migration(
+                profile,
+                connection,
+                state_dir / "migrate.log",
+                notify,
+                on_start=lambda pgid: record_suite_group(record.env_id, pgid),
+            )
+        from provisioner.postgres.seed import make_template
+
+        make_template(connection)  # what reset, clones and --repeat go back to
     if store:
         signals.current().checkpoint()
         _cache_store(runtime, record, connection, store, image)
@@ -338,12 +354,14 @@ def _start(
     return Environment.from_record(record)
 
 
-def _follow_the_data(connection: Connection, notify: Notify) -> Connection:
+def _follow_the_data(connection: Connection, landed: str | None, notify: Notify) -> Connection:
     """The connection to the database the seeds' data landed in, saying so when it is not
-    the working database (a pg_dumpall, a `pg_dump --create` dump restore into their own)."""
+    the working database (a pg_dumpall, a `pg_dump --create` dump restore into their own).
+    `landed`: what the seed found; None on a cache hit, where the template tells."""
     from provisioner.postgres.seed import seeded_database
 
-    landed = seeded_database(connection)
+    if landed is None:
+        landed = seeded_database(connection)
     if landed == connection.database:
         return connection
     notify(
@@ -369,7 +387,7 @@ def _seeds_and_cache(
         known = [entry for entry in remembered if entry is not None]
         if len(known) == len(files):
             digests = [str(entry["sha256"]) for entry in known]
-            key, hit = _cache_lookup(runtime, pg, profile.folder, digests)
+            key, hit = _cache_lookup(runtime, pg, profile, digests)
             if hit:
                 return pg, [], key, hit
     # Read only when the cache cannot serve the start: a module for backups, and their bytes.
@@ -384,18 +402,24 @@ def _seeds_and_cache(
         for seed in seeds
         if isinstance(seed, SeedFile)
     ]
-    key, hit = _cache_lookup(runtime, pg, profile.folder, digests)
+    key, hit = _cache_lookup(runtime, pg, profile, digests)
     return pg, seeds, key, hit
 
 
 def _cache_lookup(
-    runtime: Runtime, pg: PostgresConfig, folder: Path, seed_digests: list[str]
+    runtime: Runtime, pg: PostgresConfig, profile: Profile, seed_digests: list[str]
 ) -> tuple[str | None, str | None]:
     """The cache key for this start (None if the runtime keeps no entries) and its entry."""
+    folder = profile.folder
     bin_dir = pg.bin_dir if pg.bin_dir is None else (folder / pg.bin_dir).resolve()
     identity = runtime.cache_identity(pg.resolved_image(), pg.major, bin_dir)
     if identity is None:
         return None, None
+    if pg.migrate is not None:
+        from provisioner.migrate import inputs_digest
+
+        # What the migrations read, by content: an edited migration file is a miss.
+        seed_digests = [*seed_digests, f"migrate:{inputs_digest(profile)}"]
     key = cache_key(pg, identity, seed_digests)
     hit = runtime.cached_entry(key)
     if hit:

@@ -198,6 +198,7 @@ class PostgresConfig(_Strict):
     schemas: list[str] = Field(default_factory=list)
     seed: list[Annotated[SeedItem, BeforeValidator(_seed_item)]] = Field(default_factory=list)
     seed_options: SeedOptions = Field(default_factory=SeedOptions)
+    migrate: MigrateConfig | None = None
 
     @field_validator("locale", "encoding")
     @classmethod
@@ -218,7 +219,7 @@ class PostgresConfig(_Strict):
     @property
     def has_seed(self) -> bool:
         """Whether anything is set up beyond an empty database."""
-        return bool(self.roles or self.extensions or self.schemas or self.seed)
+        return bool(self.roles or self.extensions or self.schemas or self.seed or self.migrate)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -451,18 +452,14 @@ class SuiteContainer(_Strict):
         return _no_control_characters(value, "the image")
 
 
-class TestConfig(_Strict):
-    """How `envctl run` runs the suite."""
-
-    __test__ = False  # not a pytest test class
+class _Command(_Strict):
+    """A command envctl runs on the host with the environment's variables: the suite, the
+    migrations."""
 
     command: list[str] | str | None = None
     workdir: Path = Path(".")
     env: dict[str, str] = Field(default_factory=dict)
     timeout: float | None = Field(default=None, gt=0)
-    junit: str | None = None  # a glob of JUnit XML files the suite writes, relative to workdir
-    container: SuiteContainer | None = None
-    repeat: int = Field(default=1, ge=1, le=MAX_REPEAT)
 
     @field_validator("command", mode="before")
     @classmethod
@@ -493,6 +490,35 @@ class TestConfig(_Strict):
             if not _ENV_NAME.match(name):
                 raise ValueError(f"'{name}' is not a valid environment variable name")
             _check_variable_size(name, text)
+        return value
+
+
+class TestConfig(_Command):
+    """How `envctl run` runs the suite."""
+
+    __test__ = False  # not a pytest test class
+
+    junit: str | None = None  # a glob of JUnit XML files the suite writes, relative to workdir
+    container: SuiteContainer | None = None
+    repeat: int = Field(default=1, ge=1, le=MAX_REPEAT)
+
+
+class MigrateConfig(_Command):
+    """The app's migrations, run once after the seed: their result is the seeded state that
+    the cache keeps and `reset`, clones and `--repeat` go back to."""
+
+    command: list[str] | str
+    timeout: float | None = Field(default=600.0, gt=0)
+    # Globs, relative to workdir, of what the migrations read (migration files, lock files):
+    # their content is part of the cache key, so an edit of any of them is a miss.
+    inputs: list[str] = Field(default_factory=list)
+
+    @field_validator("inputs")
+    @classmethod
+    def _relative_globs(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not pattern.strip():
+                raise ValueError("an input glob is empty")
         return value
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import itertools
 import json
@@ -338,6 +337,8 @@ def _run_folder(profile_path: Path, *, create: bool = True) -> Path:
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """Hold the folder's lock file; released by the kernel if this process dies."""
+    import fcntl  # POSIX: imported here, so that the plugin loads (inert) on every OS
+
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     with open(folder / "lock", "a") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from provisioner import signals
 from provisioner.errors import (
@@ -65,25 +66,39 @@ def run_suite(
     env: Mapping[str, str],
     timeout: float | None = None,
     on_start: Callable[[int], None] | None = None,
+    output: IO[bytes] | None = None,
+    key: str = "test",
 ) -> SuiteResult:
     """Run `argv` with `env` added to this process's environment; stop its whole group on
     timeout or on a signal (then raise, so that teardown follows).
 
-    `on_start` gets the suite's process group id as soon as it exists (to record it)."""
+    `on_start` gets the suite's process group id as soon as it exists (to record it);
+    `output`, if given, takes its stdout and stderr; `key` is the profile's key for the
+    command, for messages (`test`, `postgres.migrate`)."""
     full_env = {**os.environ, **env}
     started = time.monotonic()
+    what = "the suite" if key == "test" else f"the {key} command"
     try:
         # A session of its own, so that a timeout or a signal stops every process of the suite.
-        process = subprocess.Popen(list(argv), cwd=cwd, env=full_env, start_new_session=True)
+        process = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=full_env,
+            start_new_session=True,
+            stdout=output,
+            stderr=None if output is None else subprocess.STDOUT,
+        )
     except FileNotFoundError:
         raise UsageError(
-            f"the test command '{argv[0]}' was not found",
-            hint="check test.command (or the command after --) and PATH",
+            f"the {key} command '{argv[0]}' was not found",
+            hint=f"check {key}.command"
+            + (" (or the command after --)" if key == "test" else "")
+            + " and PATH",
         ) from None
     except NotADirectoryError:
-        raise UsageError(f"test.workdir {cwd} is not a folder") from None
+        raise UsageError(f"{key}.workdir {cwd} is not a folder") from None
     except PermissionError:
-        raise UsageError(f"the test command '{argv[0]}' is not executable") from None
+        raise UsageError(f"the {key} command '{argv[0]}' is not executable") from None
     if on_start is not None:
         on_start(process.pid)
     state = signals.current()
@@ -100,8 +115,8 @@ def run_suite(
         if deadline is not None and time.monotonic() > deadline:
             _stop_group(process, signal.SIGTERM)
             raise SuiteTimeoutError(
-                f"the suite ran longer than test.timeout ({timeout:g}s) and was stopped",
-                hint="raise test.timeout, or look for a test that hangs",
+                f"{what} ran longer than {key}.timeout ({timeout:g}s) and was stopped",
+                hint=f"raise {key}.timeout, or look for what hangs",
             )
 
 

@@ -17,7 +17,10 @@ from types import FrameType
 
 from provisioner.errors import Interrupted
 
-_HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Windows has no SIGHUP: what a platform lacks is not handled there.
+_HANDLED = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class SignalState:
@@ -60,8 +63,9 @@ def deferred_signals() -> Iterator[SignalState]:
         yield state
         return
     previous = {signum: signal.getsignal(signum) for signum in _HANDLED}
-    if previous[signal.SIGHUP] == signal.SIG_IGN:
-        del previous[signal.SIGHUP]  # nohup: the user asked to survive a hang-up
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is not None and previous[hangup] == signal.SIG_IGN:
+        del previous[hangup]  # nohup: the user asked to survive a hang-up
     outer, _current = _current, state
     for signum in previous:
         signal.signal(signum, state._handle)

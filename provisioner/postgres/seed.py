@@ -115,9 +115,10 @@ def apply_seed(
     pg: PostgresConfig,
     seeds: list[SeedFile | SeedItem],
     notify: Notify,
-) -> None:
-    """Roles, schemas, extensions, then every seed in order; then the template for reset, of
-    the database the data landed in (see `landed_database`) unless the profile names one."""
+) -> str:
+    """Roles, schemas, extensions, then every seed in order; the database the data landed in
+    (see `landed_database`; the profile's if it names one). The caller makes the template for
+    reset once the migrations, if any, have run too."""
     before = _databases(connection)
     check_extensions(connection, seeds)
     try:
@@ -135,11 +136,9 @@ def apply_seed(
         # seed did not fail, the user stopped it.
         signals.current().checkpoint()
         raise
-    if pg.has_seed:
-        landed = connection.database
-        if "database" not in pg.model_fields_set:
-            landed = landed_database(connection, before, notify)
-        make_template(connection.with_database(landed))
+    if "database" in pg.model_fields_set:
+        return connection.database
+    return landed_database(connection, before, notify)
 
 
 # Images that ship extensions the official postgres image lacks, for the hint.

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import pwd
 import re
 import shutil
 import signal
@@ -569,6 +568,8 @@ def server_user() -> ServerUser | None:
     None for envctl's own user."""
     if os.geteuid() != 0:
         return None
+    import pwd  # POSIX, as the native runtime is: imported when it runs
+
     try:
         entry = pwd.getpwnam(SERVER_USER)
     except KeyError:
@@ -578,6 +579,8 @@ def server_user() -> ServerUser | None:
 
 
 def _create_server_user() -> None:
+    import pwd
+
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
     shell = next(
         (path for path in ("/usr/sbin/nologin", "/sbin/nologin") if os.path.exists(path)),

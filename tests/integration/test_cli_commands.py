@@ -124,3 +124,34 @@ def test_the_quickstart_runs_without_docker_on_the_pip_installed_postgres(
     assert "runtime: native, because no Docker engine answers at tcp://127.0.0.1:9" in result.stderr
     assert "DATABASE_URL is set" in result.stdout
     assert not (tmp_path / ".env.test").exists()
+
+
+def test_up_and_repro_print_the_connection_as_json_for_programs(
+    tmp_path: Path, docker: Any, real_dumps: dict[int, dict[str, Path]]
+) -> None:
+    profile = write_profile(tmp_path, "name: jsonup\npostgres:\n  version: '15'\n")
+    result = envctl("up", str(profile), "--json", "--show-password")
+    try:
+        assert result.returncode == 0, result.stderr
+        shown = json.loads(result.stdout)
+        env_file = (tmp_path / ".env.test").read_text()
+        assert f"DATABASE_URL={shown['variables']['DATABASE_URL']}" in env_file
+        assert shown["password"] in env_file and shown["env_file"] == str(tmp_path / ".env.test")
+        assert (shown["runtime"], shown["database"], shown["user"]) == (
+            "docker",
+            "test",
+            "postgres",
+        )
+        masked = json.loads(envctl("up", str(profile), "--json").stdout or "{}")
+        assert masked == {}  # already up: an error, no half JSON
+    finally:
+        assert envctl("down", str(profile)).returncode == 0
+    dump = real_dumps[15]["custom"]
+    repro = envctl("repro", str(dump), "--json")
+    try:
+        assert repro.returncode == 0, repro.stderr
+        shown = json.loads(repro.stdout)
+        assert shown["password"] == "****" and "****" in shown["url"]
+        assert shown["port"] > 0 and shown["runtime"] == "docker"
+    finally:
+        assert envctl("down", str(dump)).returncode == 0
