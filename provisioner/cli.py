@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -18,8 +18,13 @@ from provisioner.errors import (
     EXIT_INTERRUPTED,
     EnvctlError,
     NamesVersionSetting,
+    SeedError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from provisioner.lifecycle import Environment
+    from provisioner.postgres.dumpfile import DumpInfo
 
 app = typer.Typer(
     name="envctl",
@@ -169,6 +174,28 @@ def down(
             say(f"removed {item}" if not item.startswith("restored") else item)
     else:
         say(f"no environment for {profile} is up: nothing to remove")
+
+
+def _running(target: Path) -> Environment:
+    """The running environment of a profile, or of a backup started with `envctl repro` (as
+    `down` takes them)."""
+    from provisioner.errors import NotRunningError, ProfileError
+    from provisioner.lifecycle import find, repro_profile, require_running
+    from provisioner.profile import load_profile
+
+    backup = repro_profile(target) if target.exists() else None
+    found = find(backup) if backup is not None else None
+    if found is not None:
+        return found
+    try:
+        profile = load_profile(target)
+    except ProfileError:
+        if backup is None or target.suffix in (".yaml", ".yml"):
+            raise
+        raise NotRunningError(
+            f"no environment for {target} is up", hint=f"start it with `envctl repro {target}`"
+        ) from None
+    return require_running(profile)
 
 
 def _env_id_of(target: str) -> str:
@@ -385,12 +412,10 @@ def env(
 ) -> None:
     """Print the variables of a running environment."""
     from provisioner.envfile import format_env
-    from provisioner.lifecycle import require_running
-    from provisioner.profile import load_profile
 
     if fmt not in ("dotenv", "json", "shell"):
         raise UsageError(f"unknown format '{fmt}'", hint="use dotenv, json or shell")
-    running = require_running(load_profile(profile))
+    running = _running(profile)
     variables = running.env if show_password else _masked(running.env, running.password)
     typer.echo(format_env(variables, fmt), nl=False)
     ssl = running.connection.ssl_parameters()
@@ -480,11 +505,9 @@ def run(
 @reports_errors
 def reset(profile: ProfileArg) -> None:
     """Put the running environment's database back to its seeded state (no re-restore)."""
-    from provisioner.lifecycle import require_running
     from provisioner.lifecycle import reset as reset_env
-    from provisioner.profile import load_profile
 
-    seconds = reset_env(require_running(load_profile(profile)))
+    seconds = reset_env(_running(profile))
     say(f"reset {profile} to its seeded state in {seconds * 1000:.0f} ms")
 
 
@@ -497,12 +520,10 @@ def dump(
 ) -> None:
     """Write a backup of the running environment's database (pg_dump, mode 0600)."""
     from provisioner.lifecycle import dump as dump_env
-    from provisioner.lifecycle import require_running
-    from provisioner.profile import load_profile
 
     if fmt not in ("custom", "plain"):
         raise UsageError(f"unknown format '{fmt}'", hint="use custom or plain")
-    written = dump_env(require_running(load_profile(profile)), output, fmt)
+    written = dump_env(_running(profile), output, fmt)
     say(f"wrote {written} ({written.stat().st_size} bytes, {fmt} format)")
 
 
@@ -511,19 +532,52 @@ def dump(
 def inspect(
     backup: Annotated[Path, typer.Argument(help="A pg_dump/pg_dumpall file or directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Read every data block (pg_restore -f /dev/null) and report corruption.",
+        ),
+    ] = False,
 ) -> None:
     """Say what a backup is: format, versions, creation time, database, object counts."""
-    from provisioner.postgres.dumpfile import inspect_dump
+    from provisioner.postgres.dumpfile import inspect_dump, truncated_error
 
     info = inspect_dump(backup)
     data = info.to_dict()
+    problem = truncated_error(info).message if info.complete is False else None
+    if verify:
+        problem = problem or _verify_blocks(backup, info, data)
     if as_json:
         typer.echo(json.dumps(data, indent=2, default=str))
-        return
-    for key, value in data.items():
-        if key == "counts" and isinstance(value, dict):
-            value = ", ".join(f"{n} {k}" for k, n in value.items()) or "-"
-        typer.echo(f"{key + ':':18} {value if value is not None else '-'}")
+    else:
+        for key, value in data.items():
+            if key == "counts" and isinstance(value, dict):
+                value = ", ".join(f"{n} {k}" for k, n in value.items()) or "-"
+            typer.echo(f"{key + ':':18} {value if value is not None else '-'}")
+    if problem:
+        raise SeedError(problem, hint="make the backup again, or copy it again from its source")
+
+
+def _verify_blocks(backup: Path, info: DumpInfo, data: dict[str, object]) -> str | None:
+    """Read every data block of an archive; its corruption as a message, or None."""
+    import tempfile
+
+    from provisioner.postgres.dumpfile import open_dump
+    from provisioner.runtime.archive_read import read_every_block
+
+    if info.format not in ("custom", "tar", "directory"):
+        # psql reads SQL as it goes: all there is to check is pg_dump's closing line.
+        data["verified"] = "its closing line is there" if info.complete else "nothing to read"
+        return None
+    with tempfile.TemporaryDirectory(prefix="envctl-verify-") as folder:
+        readable, _ = open_dump(backup, Path(folder))
+        say(f"reading every data block of {backup.name} ...")
+        found = read_every_block(readable, info.required_major or 12)
+    data["verified"] = f"every block read by {found.reader}" if not found.error else None
+    if found.error:
+        return f"{backup}: {found.error} (read by {found.reader}); a restore would fail there"
+    return None
 
 
 @app.command()

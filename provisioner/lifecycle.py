@@ -314,12 +314,17 @@ def _start(
     )
     log.info("first connection after %.2fs of waiting", seconds)
     notify(f"ready on {connection.host}:{connection.port} after {time.monotonic() - began:.1f}s")
+    landed = None
     if (seeds or pg.has_seed) and not hit:
         signals.current().checkpoint()
         from provisioner.postgres.seed import apply_seed
 
-        apply_seed(runtime, record.env_id, connection, pg, seeds, notify)
+        landed = apply_seed(runtime, record.env_id, connection, pg, seeds, notify)
     shutil.rmtree(state_dir / "seed-work", ignore_errors=True)
+    if pg.has_seed and "database" not in pg.model_fields_set:
+        connection = _follow_the_data(connection, landed, notify)
+        record = _replace(record, connection=connection_dict(connection))
+        save_record(record)
     if pg.has_seed and not hit:
         if pg.migrate is not None:
             signals.current().checkpoint()
@@ -348,6 +353,23 @@ def _start(
     record = _replace(record, variables=variables, starting=False)
     save_record(record)
     return Environment.from_record(record)
+
+
+def _follow_the_data(connection: Connection, landed: str | None, notify: Notify) -> Connection:
+    """The connection to the database the seeds' data landed in, saying so when it is not
+    the working database (a pg_dumpall, a `pg_dump --create` dump restore into their own).
+    `landed`: what the seed found; None on a cache hit, where the template tells."""
+    from provisioner.postgres.seed import seeded_database
+
+    if landed is None:
+        landed = seeded_database(connection)
+    if landed == connection.database:
+        return connection
+    notify(
+        f"the data is in database {landed} (the backup creates it): DATABASE_URL, the env "
+        f"file and reset use {landed}; postgres.database in a profile chooses another"
+    )
+    return connection.with_database(landed)
 
 
 def _seeds_and_cache(

@@ -127,6 +127,9 @@ class DumpInfo:
     database: str | None
     counts: dict[str, int] = field(default_factory=dict)  # only kinds that occur
     wrapped: str | None = None  # how it was unwrapped: "gzip", "tar member NAME", ...
+    # plain/cluster by pg_dump(all): whether its closing "dump complete" line is there
+    complete: bool | None = None
+    extensions: tuple[str, ...] = ()  # what its CREATE EXTENSION statements create
 
     @property
     def pg_dump_major(self) -> int | None:
@@ -154,6 +157,8 @@ class DumpInfo:
             "database": self.database,
             "counts": dict(self.counts),
             "wrapped": self.wrapped,
+            "complete": self.complete,
+            "extensions": list(self.extensions),
         }
 
 
@@ -786,6 +791,7 @@ class _TocEntry:
     data_state: int = 0  # custom: _OFFSET_*
     data_offset: int = 0
     filename: str | None = None  # tar, directory
+    tag: str = ""  # the object's name (kept for EXTENSION entries)
 
 
 class _Reader:
@@ -913,7 +919,7 @@ def _read_entries(reader: _Reader, header: _Header) -> list[_TocEntry]:
         had_dumper = reader.read_int() != 0
         reader.read_str()  # catalog table OID
         reader.read_str()  # OID
-        reader.read_str()  # tag
+        tag = reader.read_str() or ""
         desc = reader.read_str() or ""
         if version >= (1, 11, 0):
             reader.read_int()  # section
@@ -938,7 +944,18 @@ def _read_entries(reader: _Reader, header: _Header) -> list[_TocEntry]:
         large_objects = 0
         if desc in ("BLOB", "BLOB METADATA"):
             large_objects = max(definition.count("lo_create("), 1)
-        entries.append(_TocEntry(dump_id, had_dumper, desc, large_objects, state, offset, filename))
+        entries.append(
+            _TocEntry(
+                dump_id,
+                had_dumper,
+                desc,
+                large_objects,
+                state,
+                offset,
+                filename,
+                tag if desc == "EXTENSION" else "",
+            )
+        )
     return entries
 
 
@@ -1057,14 +1074,18 @@ _PLAIN_LINE = re.compile(
     rb"|-- Dumped by pg_dump version (?P<pg_dump>[^\r\n]+)"
     rb"|-- Started on (?P<started>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"
     rb'|-- Database "(?P<section>[^\r\n]*)" dump'
+    rb"|-- PostgreSQL database (?:(?P<cluster_done>cluster )|(?P<database_done>))dump complete"
     rb"|(?P<connect>\\connect\s)"
     rb"|(?P<copy>COPY [^\n]* FROM stdin;)"
     rb"|(?P<lo>SELECT pg_catalog\.lo_create\()"
     rb"|(?P<role>CREATE ROLE\s)"
     rb"|CREATE (?P<database>DATABASE\s)"
+    rb'|CREATE\s+EXTENSION\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<extension>"[^"\n]+"|[\w$]+)'
     rb"|CREATE\s+(?:OR\s+REPLACE\s+)?(?:(?:UNLOGGED|TEMP|TEMPORARY|TRUSTED)\s+)*"
     rb"(?P<create>TABLE|VIEW|MATERIALIZED\s+VIEW|UNIQUE\s+INDEX|INDEX|FUNCTION|PROCEDURE|"
     rb"SEQUENCE|SCHEMA|EXTENSION|TRIGGER|TYPE|DOMAIN)\s"
+    # Hand-written foreign keys: every one has one REFERENCES, inline or in a constraint.
+    rb"|(?P<foreign_key>(?!\s*(?:--|GRANT\b|REVOKE\b|INSERT\b|COPY\b))[^\n]*?\bREFERENCES\b)"
     rb")",
     re.I,
 )
@@ -1078,8 +1099,11 @@ class _PlainScan:
     started: datetime | None = None
     database: str | None = None
     connects: bool = False
+    database_complete: bool = False  # "-- PostgreSQL database dump complete": pg_dump's last line
+    cluster_complete: bool = False  # "-- PostgreSQL database cluster dump complete": pg_dumpall's
     toc: Counter[str] = field(default_factory=Counter)
     created: Counter[str] = field(default_factory=Counter)
+    extensions: list[str] = field(default_factory=list)
 
     def take(self, match: re.Match[bytes]) -> None:
         group = match.lastgroup
@@ -1099,6 +1123,10 @@ class _PlainScan:
                 self.started = datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
         elif group == "section":
             self.created["databases"] += 1
+        elif group == "cluster_done":
+            self.cluster_complete = True
+        elif group == "database_done":
+            self.database_complete = True
         elif group == "connect":
             self.connects = True
         elif group == "lo":
@@ -1108,6 +1136,13 @@ class _PlainScan:
             self.created["roles"] += 1
         elif group == "database":
             self.connects = True
+        elif group == "extension":
+            self.created["extensions"] += 1
+            name = value[1:-1] if value.startswith('"') else value
+            if name not in self.extensions:
+                self.extensions.append(name)
+        elif group == "foreign_key":
+            self.created["foreign_keys"] += 1
         elif group == "create":
             kind = re.sub(rb"\s+", b" ", match.group(group).upper())
             self.created[_CREATE_NAMES.get(kind, "other")] += 1
@@ -1137,6 +1172,11 @@ def _inspect_text(src: _Source, head: bytes) -> DumpInfo:
         counts.update({k: scan.created[k] for k in ("roles", "databases") if scan.created[k]})
     compressors = [layer.kind for layer in src.layers if layer.kind in ("gzip", "bzip2", "xz")]
     server_version = _version_token(scan.server_version)
+    complete = None
+    if fmt == "plain" and from_pg_dump:
+        complete = scan.database_complete
+    elif fmt != "plain":
+        complete = scan.cluster_complete
     return DumpInfo(
         path=src.origin,
         format=fmt,
@@ -1149,7 +1189,25 @@ def _inspect_text(src: _Source, head: bytes) -> DumpInfo:
         database=scan.database if fmt == "plain" else None,
         counts={name: n for name, n in sorted(counts.items()) if n},
         wrapped=_describe(src.layers),
+        complete=complete,
+        extensions=tuple(scan.extensions),
     )
+
+
+def truncated_error(info: DumpInfo) -> SeedError:
+    """The error for a plain dump whose closing "dump complete" line is missing: psql would
+    restore what is there with exit 0, and the data would be silently partial."""
+    tool = "pg_dumpall" if info.format in ("cluster", "globals") else "pg_dump"
+    return SeedError(
+        f"{info.path} is truncated: a {tool} file ends with '-- PostgreSQL database "
+        f"{'cluster ' if tool == 'pg_dumpall' else ''}dump complete', and this one stops before "
+        "it (an interrupted dump, copy or download); restoring it would give partial data",
+        hint=f"make the backup again (or copy it again); envctl inspect {info.path.name} shows "
+        "what it holds",
+    )
+
+
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 
 
 def _refuse_foreign_text(src: _Source, text: str) -> None:
@@ -1167,7 +1225,15 @@ def _refuse_foreign_text(src: _Source, text: str) -> None:
             "backup",
             hint="convert it (e.g. with pgloader) or dump the data from PostgreSQL",
         )
-    statements = [line for line in lines if not line.startswith(("--", "/*", "*"))]
+    # Comments are no statement: a `/* ... */` banner (chinook's) may hold any text; one not
+    # closed within the head runs past it, and then no statement is seen here.
+    code = _BLOCK_COMMENT.sub(" ", text.lstrip("\ufeff"))
+    code = code.split("/*", 1)[0]
+    statements = [
+        line.strip()
+        for line in code.splitlines()
+        if line.strip() and not line.strip().startswith("--")
+    ]
     # a statement keyword first and a semicolon somewhere: "Table of contents" is no SQL
     if not statements or statements[0].startswith("\\"):
         return
@@ -1240,6 +1306,7 @@ def _info(
         database=header.database,
         counts={name: n for name, n in sorted(counts.items()) if n},
         wrapped=_describe(layers),
+        extensions=tuple(entry.tag for entry in entries or () if entry.desc == "EXTENSION"),
     )
 
 

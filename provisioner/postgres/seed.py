@@ -8,17 +8,25 @@ in a fraction of the time a restore takes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provisioner import signals
 from provisioner.connection import UNLOGGED_SESSION, Connection
 from provisioner.errors import SeedError, first_line
-from provisioner.postgres.dumpfile import DumpInfo, newer_than_error, open_dump, rewrite_tool_error
+from provisioner.postgres.dumpfile import (
+    DumpInfo,
+    newer_than_error,
+    open_dump,
+    rewrite_tool_error,
+    truncated_error,
+)
 from provisioner.profile import PostgresConfig, SeedItem, SeedOptions
 from provisioner.runtime import ExecResult, Runtime
 
@@ -77,6 +85,8 @@ def inspect_seeds(pg: PostgresConfig, folder: Path, workdir: Path) -> list[SeedF
             continue
         source = (folder / item.path).resolve()
         readable, info = open_dump(source, workdir)
+        if info.complete is False:
+            raise truncated_error(info)
         seeds.append(SeedFile(item=item, source=source, readable=readable, info=info))
     return seeds
 
@@ -105,18 +115,177 @@ def apply_seed(
     pg: PostgresConfig,
     seeds: list[SeedFile | SeedItem],
     notify: Notify,
-) -> None:
-    """Roles, schemas, extensions, then every seed in order (the caller makes the template for
-    reset once the migrations, if any, have run too)."""
-    if pg.roles or pg.extensions or pg.schemas:
-        _prepare(connection, pg)
-    for seed in seeds:
-        if isinstance(seed, SeedFile):
-            notify(f"restoring {seed.source.name} ({seed.info.format})")
-            _restore_file(runtime, env_id, connection, pg, seed, notify)
-        else:
-            notify("running inline SQL")
-            _run_inline(runtime, env_id, connection, seed)
+) -> str:
+    """Roles, schemas, extensions, then every seed in order; the database the data landed in
+    (see `landed_database`; the profile's if it names one). The caller makes the template for
+    reset once the migrations, if any, have run too."""
+    before = _databases(connection)
+    check_extensions(connection, seeds)
+    try:
+        if pg.roles or pg.extensions or pg.schemas:
+            _prepare(connection, pg)
+        for seed in seeds:
+            if isinstance(seed, SeedFile):
+                notify(f"restoring {seed.source.name} ({seed.info.format})")
+                _restore_file(runtime, env_id, connection, pg, seed, notify)
+            else:
+                notify("running inline SQL")
+                _run_inline(runtime, env_id, connection, seed)
+    except SeedError:
+        # Ctrl-C in a terminal reaches a native psql too, which cancels its statement: the
+        # seed did not fail, the user stopped it.
+        signals.current().checkpoint()
+        raise
+    if "database" in pg.model_fields_set:
+        return connection.database
+    return landed_database(connection, before, notify)
+
+
+# Images that ship extensions the official postgres image lacks, for the hint.
+_EXTENSION_IMAGES = {
+    "vector": "pgvector/pgvector:pg{major}",
+    "postgis": "postgis/postgis:{major}-3.5",
+    "postgis_topology": "postgis/postgis:{major}-3.5",
+    "postgis_raster": "postgis/postgis:{major}-3.5",
+    "timescaledb": "timescale/timescaledb:latest-pg{major}",
+    "age": "apache/age",
+    "pg_cron": "an image built with pg_cron",
+}
+
+
+def check_extensions(connection: Connection, seeds: Iterable[SeedFile | SeedItem]) -> None:
+    """Refuse, before any restore, the backups that create an extension this server does
+    not have: the restore would stop there, after minutes of work."""
+    wanted = {
+        name: seed for seed in seeds if isinstance(seed, SeedFile) for name in seed.info.extensions
+    }
+    if not wanted:
+        return
+    with _admin(connection) as conn:
+        have = {row[0] for row in conn.execute("SELECT name FROM pg_available_extensions")}
+        major = conn.info.server_version // 10000
+    missing = sorted(name for name in wanted if name not in have)
+    if not missing:
+        return
+    first = wanted[missing[0]]
+    images = [
+        f"{name}: {_EXTENSION_IMAGES[name].format(major=major)}"
+        for name in missing
+        if name in _EXTENSION_IMAGES
+    ]
+    where = f" ({'; '.join(images)})" if images else ""
+    raise SeedError(
+        f"{first.source} creates extension {', '.join(missing)}, which this PostgreSQL "
+        f"{major} server does not have (its pg_available_extensions)",
+        hint=f"run it where the extension is installed: a profile with postgres.image naming "
+        f"an image that has it{where}",
+    )
+
+
+PROGRESS_EVERY = 5.0  # seconds: a restore shorter than this prints no progress line
+
+
+@contextlib.contextmanager
+def restore_progress(
+    connection: Connection, name: str, notify: Notify, every: float = PROGRESS_EVERY
+) -> Iterator[None]:
+    """While the block runs, every `every` seconds one plain line: the time so far, and the
+    table being loaded with its rows so far (pg_stat_progress_copy, PostgreSQL 14+)."""
+    import threading
+    import time
+
+    done = threading.Event()
+    started = time.monotonic()
+
+    def report() -> None:
+        while not done.wait(every):
+            line = f"restoring {name}: {time.monotonic() - started:.0f} s"
+            try:
+                line += _copy_in_progress(connection)
+            except Exception as exc:  # progress is a courtesy: the restore reports real errors
+                log.debug("no restore progress: %s", exc)
+            if not done.is_set():
+                notify(line)
+
+    reporter = threading.Thread(target=report, name="envctl-restore-progress", daemon=True)
+    reporter.start()
+    try:
+        yield
+    finally:
+        done.set()
+        reporter.join(timeout=every + 10)
+
+
+def _copy_in_progress(connection: Connection) -> str:
+    with _admin(connection) as conn:
+        if conn.info.server_version < 140000:
+            return ""
+        rows = conn.execute(
+            "SELECT d.datname, p.relid, p.tuples_processed "
+            "FROM pg_stat_progress_copy p JOIN pg_database d ON d.oid = p.datid "
+            "WHERE p.command = 'COPY FROM' ORDER BY p.pid"
+        ).fetchall()
+    loading = []
+    for database, relid, count in rows:
+        # A table's name is only known inside its own database.
+        with _admin(connection, database) as conn:
+            found = conn.execute("SELECT %s::oid::regclass::text", [relid]).fetchone()
+        loading.append(f"{found[0] if found else relid} ({count:,} rows so far)")
+    return f", loading {', '.join(loading)}" if loading else ""
+
+
+def _databases(connection: Connection) -> set[str]:
+    with _admin(connection) as conn:
+        return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+
+
+def landed_database(connection: Connection, before: set[str], notify: Notify) -> str:
+    """The database the seeds' data is in: the working one, unless it is empty and the seeds
+    made databases of their own (pg_dumpall, `pg_dump --create`, `CREATE DATABASE x; \\c x`);
+    then the largest of those."""
+    made = sorted(_databases(connection) - before)
+    if not made or _has_relations(connection):
+        return connection.database
+    with _admin(connection) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname = ANY(%s) AND datallowconn "
+            "ORDER BY pg_database_size(datname) DESC, datname",
+            [made],
+        ).fetchall()
+    if not rows:
+        return connection.database
+    chosen = str(rows[0][0])
+    if len(rows) > 1:
+        names = ", ".join(str(row[0]) for row in rows)
+        notify(f"the seeds made databases {names}: {chosen}, the largest, is the one used")
+    return chosen
+
+
+def _has_relations(connection: Connection) -> bool:
+    with _admin(connection, connection.database) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND n.nspname NOT LIKE 'pg\\_toast%' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+            "LIMIT 1"
+        ).fetchone()
+    return row is not None
+
+
+def seeded_database(connection: Connection) -> str:
+    """The database whose seeded state a template keeps: the working one if it has a
+    template, else the one database that has one (the data landed there; also on a cache
+    hit, where no seed runs)."""
+    with _admin(connection) as conn:
+        names = {str(row[0]) for row in conn.execute("SELECT datname FROM pg_database")}
+    if template_name(connection.database) in names:
+        return connection.database
+    kept = [
+        name
+        for name in sorted(names)
+        if template_name(name) in names and name[:16] != "envctl_template_"
+    ]
+    return kept[0] if len(kept) == 1 else connection.database
 
 
 def _prepare(connection: Connection, pg: PostgresConfig) -> None:
@@ -200,7 +369,8 @@ def _restore_file(
         # pg_dumpall re-creates every role, the bootstrap superuser included: as its docs say,
         # "already exists" errors are expected there; any other error still stops the seed.
         argv = _psql(connection.user, database, inside, stop_on_error=not whole_cluster)
-        result = runtime.exec(env_id, argv)
+        with restore_progress(connection, seed.source.name, notify):
+            result = runtime.exec(env_id, argv)
         if whole_cluster:
             _keep_login(connection, runtime, env_id)
             result = ExecResult(_unexpected_errors(result.output), result.output)
@@ -225,7 +395,8 @@ def _restore_file(
         argv += ["--data-only", "--disable-triggers"]
     argv += _skip_what_is_there(runtime, env_id, seed, inside, notify)
     argv.append(inside)
-    result = runtime.exec(env_id, argv)
+    with restore_progress(connection, seed.source.name, notify):
+        result = runtime.exec(env_id, argv)
     if result.exit_code != 0:
         friendly = rewrite_tool_error(result.output, info)
         raise SeedError(

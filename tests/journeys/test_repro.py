@@ -244,3 +244,53 @@ def test_a_backup_of_an_absent_major_names_the_majors_here_then_nearest_restores
     assert "starting Postgres 17 (docker: postgres:17)" in result.stderr
     assert _data(result) == EXPECTED
     _down(journey, backup)
+
+
+@pytest.mark.parametrize("key", ["cluster", "create"])
+def test_repro_points_the_environment_at_the_database_the_backup_creates(
+    journey: Journey, backups: dict[Any, Path], key: str
+) -> None:
+    backup = _backup_in(journey, backups[(17, key)] if key == "cluster" else backups[key])
+    result = journey.envctl("repro", backup.name, *_check(journey))  # DATABASE_URL as it is
+    assert result.returncode == 0, result.stderr
+    assert f"the data is in database {SAMPLE_DATABASE} (the backup creates it)" in result.stderr
+    assert _data(result) == EXPECTED
+    _down(journey, backup)
+
+
+def test_repro_of_a_truncated_plain_dump_is_refused_before_anything_starts(
+    journey: Journey, backups: dict[Any, Path]
+) -> None:
+    backup = _backup_in(journey, backups[(15, "plain")])
+    text = backup.read_text()
+    backup.write_text(text[: len(text) * 2 // 3].rsplit("\n", 1)[0] + "\n")
+    result = journey.envctl("repro", backup.name)
+    assert result.returncode == 2, result.stderr
+    assert "plain.sql is truncated: a pg_dump file ends with '-- PostgreSQL database dump " in (
+        result.stderr
+    )
+    assert "starting Postgres" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("major", [15, 17])
+def test_inspect_verify_reads_every_block_of_a_custom_dump(
+    journey: Journey, backups: dict[Any, Path], major: int
+) -> None:
+    backup = _backup_in(journey, backups[(major, "custom")])
+    result = journey.envctl("inspect", "--verify", backup.name)
+    assert result.returncode == 0, result.stderr
+    assert "verified:          every block read by pg_restore" in result.stdout
+
+
+def test_reset_env_and_dump_of_a_repro_backup(journey: Journey, backups: dict[Any, Path]) -> None:
+    backup = _backup_in(journey, backups[(15, "custom")])
+    assert journey.envctl("repro", backup.name).returncode == 0
+    variables = journey.envctl("env", backup.name)
+    assert variables.returncode == 0, variables.stderr
+    assert "DATABASE_URL=" in variables.stdout
+    reset = journey.envctl("reset", backup.name)
+    assert reset.returncode == 0, reset.stderr
+    written = journey.envctl("dump", backup.name, "-o", "again.dump")
+    assert written.returncode == 0, written.stderr
+    _down(journey, backup)
