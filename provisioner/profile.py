@@ -33,7 +33,7 @@ from provisioner.profile_source import ProfileSource, YamlFloat, parse_source, r
 DEFAULT_IMAGE_TEMPLATE = "postgres:{version}"
 IMAGE_TEMPLATE_VARIABLE = "ENVCTL_POSTGRES_IMAGE"
 SUPPORTED_MAJORS = tuple(range(12, 19))
-SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
+SSL_MODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
 # Settings that make a throwaway server fast; `durable: true` turns them off.
 TEST_FRIENDLY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 TEMPLATE_FIELDS = (
@@ -112,13 +112,20 @@ class _Strict(BaseModel):
 class SslConfig(_Strict):
     """How clients and server agree on TLS."""
 
-    mode: Literal["disable", "require", "verify-ca", "verify-full"] = "disable"
+    # prefer: the server offers SSL and accepts plain connections too, as most real servers do.
+    mode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "disable"
     client_cert: bool = False
 
     @model_validator(mode="after")
     def _client_cert_needs_ssl(self) -> SslConfig:
         if self.client_cert and self.mode == "disable":
             raise ValueError("client_cert: true needs an SSL mode other than disable")
+        if self.client_cert and self.mode == "prefer":
+            # pg_hba demands a certificate only on hostssl lines: a plain client cannot send one.
+            raise ValueError(
+                "client_cert: true needs SSL on every connection: use require, verify-ca or "
+                "verify-full, not prefer"
+            )
         return self
 
 

@@ -74,7 +74,13 @@ def run_node(folder: Path, how: str, env_file: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("mode", "expect_ssl"),
-    [("disable", False), ("require", True), ("verify-ca", True), ("verify-full", True)],
+    [
+        ("disable", False),
+        ("prefer", True),
+        ("require", True),
+        ("verify-ca", True),
+        ("verify-full", True),
+    ],
 )
 def test_node_postgres_connects_as_the_app_and_as_medusas_runner(
     tmp_path: Path, docker: Any, node_pg: Path, mode: str, expect_ssl: bool
