@@ -41,7 +41,7 @@ SERVER_PORT_IN_NETWORK = 5432
 def network_variables(profile: Profile, env: Environment) -> dict[str, str]:
     """The variables as a client on the environment's network sees them (alias, port 5432)."""
     inside = dataclasses.replace(env.connection, host=NETWORK_ALIAS, port=SERVER_PORT_IN_NETWORK)
-    return render_env(inside, profile.env.preset, profile.env.vars)
+    return render_env(inside, profile.env.preset, profile.env.vars, profile.postgres.roles)
 
 
 def run_profile(
