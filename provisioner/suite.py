@@ -100,11 +100,20 @@ def run_profile(
             notify(f"the server stopped during the suite: {stopped}")
         if report.verdict != "passed" or stopped is not None:
             text = server.log_tail(env.env_id, SCANNED_LINES)
-            _show_server_log(hide_secrets(text, password_forms(env.password)), notify)
+            _show_server_log(hide_secrets(text, _secrets(profile, env)), notify)
     _github_step_summary(report, profile)
     github.annotate(report)
     github.set_outputs({"result": report.verdict, "exit-code": str(report.exit_code)})
     return report
+
+
+def _secrets(profile: Profile, env: Environment) -> set[str]:
+    """The environment's password and the profile's roles' passwords, as output shows them."""
+    forms = password_forms(env.password)
+    for role in profile.postgres.roles:
+        if role.password:
+            forms |= password_forms(role.password)
+    return forms
 
 
 def _show_server_log(text: str, notify: Notify) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from tests.conftest import RuntimeUnderTest, envctl, write_profile
 
 PASSWORD = "Secret-pw-4711"
+ROLE_PASSWORD = "Role-pw-0815"
 SUITE = f"""
 import os, sys, psycopg
 url = os.environ["DATABASE_URL"]
@@ -23,6 +24,7 @@ with psycopg.connect(url, autocommit=True) as conn:
     # The suite's own noise afterwards: 30 lines and more, past the last 20.
     conn.execute("DO $$ BEGIN FOR i IN 1..30 LOOP RAISE LOG 'suite noise %', i; END LOOP; END $$")
     conn.execute("DO $$ BEGIN RAISE LOG 'the suite logs %', '{PASSWORD}'; END $$")
+    conn.execute("DO $$ BEGIN RAISE LOG 'and the role''s %', '{ROLE_PASSWORD}'; END $$")
 sys.exit(1)
 """
 
@@ -35,6 +37,7 @@ def test_a_failed_suite_shows_the_servers_connection_failures_before_the_tail(
     profile = write_profile(
         tmp_path,
         f"name: said\npostgres:\n  version: '15'\n  password: {PASSWORD}\n  ssl: require\n"
+        f"  roles:\n    - {{name: app, password: {ROLE_PASSWORD}}}\n"
         "env:\n  file: null\n",
     )
     result = envctl("run", str(profile), "--", sys.executable, str(suite), cwd=tmp_path)
@@ -47,5 +50,6 @@ def test_a_failed_suite_shows_the_servers_connection_failures_before_the_tail(
     assert "no encryption" in earlier, out
     assert "FATAL:  password authentication failed for user" in earlier, out
     assert "suite noise 30" in tail and "suite noise 1\n" not in tail, out
-    assert PASSWORD not in out
+    assert PASSWORD not in out and ROLE_PASSWORD not in out
+    assert "and the role's ****" in tail, out
     assert "the suite logs ****" in tail, out
