@@ -88,7 +88,12 @@ class RunningEnvironment:
     def env_for(self, database: str) -> dict[str, str]:
         """The same variables, pointing at `database` on this server instead."""
         presets = self.profile.env.preset
-        return render_env(self.connection.with_database(database), presets, self.profile.env.vars)
+        return render_env(
+            self.connection.with_database(database),
+            presets,
+            self.profile.env.vars,
+            self.profile.postgres.roles,
+        )
 
     def reset(self) -> float:
         """Put the working database back to its seeded state; return the seconds it took."""

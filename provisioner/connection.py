@@ -108,7 +108,7 @@ class Connection:
         """
         params = [
             ("schema", "public"),
-            ("sslmode", "disable" if self.sslmode == "disable" else "require"),
+            ("sslmode", self.sslmode if self.sslmode in ("disable", "prefer") else "require"),
         ]
         if self.sslrootcert is not None:
             params.append(("sslrootcert", str(self.sslrootcert)))

@@ -372,6 +372,7 @@ PRESET_VIEWS = {
     "url": ("libpq-url",),
     "libpq": ("libpq-env",),
     "medusa": ("medusa", "node-url"),
+    "node": ("node-url",),
     "prisma": ("prisma-url",),
     "django": ("libpq-url", "postgres-vars"),
     "rails": ("libpq-url", "libpq-env"),
@@ -791,6 +792,18 @@ _FALLBACKS: dict[str, dict[str, str]] = {
         "PGSSLCERT": "libpq will look for ~/.postgresql/postgresql.crt",
         "PGSSLKEY": "libpq will look for ~/.postgresql/postgresql.key",
     },
+    # node-postgres 8.23's defaults (pg/lib/defaults.js), see docs/CLIENTS.md.
+    "node": {
+        "DATABASE_URL": "clients that read it have no database to connect to",
+        "PGHOST": "node-postgres will use localhost",
+        "PGPORT": "node-postgres will use 5432",
+        "PGUSER": "node-postgres will use your operating-system user name",
+        "PGPASSWORD": "node-postgres will send no password",
+        "PGDATABASE": "node-postgres will use a database named like the user",
+        "PGSSLMODE": "node-postgres will connect without SSL",
+        "NODE_EXTRA_CA_CERTS": "Node will check the server against its own CA store only, "
+        "which lacks envctl's CA",
+    },
     "url": {"DATABASE_URL": "clients that read it have no database to connect to"},
     "prisma": {
         "DATABASE_URL": "Prisma stops: prisma.config.ts's env('DATABASE_URL') throws "
@@ -858,7 +871,7 @@ def expected_variables(profile: Profile, running: Environment | None) -> dict[st
             sslcert=fake if ssl.client_cert else None,
             sslkey=fake if ssl.client_cert else None,
         )
-        names = render_env(conn, profile.env.preset, profile.env.vars)
+        names = render_env(conn, profile.env.preset, profile.env.vars, profile.postgres.roles)
     owners: dict[str, str] = {}
     for name in names:
         if name in profile.env.vars:

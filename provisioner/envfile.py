@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import stat
+import string
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from provisioner.connection import Connection
 from provisioner.errors import InfrastructureError, ProfileError
 
 if TYPE_CHECKING:
-    from provisioner.profile import Profile
+    from provisioner.profile import Profile, RoleConfig
 
 LIBPQ = {
     "PGHOST": "{host}",
@@ -71,6 +72,18 @@ PRESETS: dict[str, dict[str, str]] = {
         "PGSSLROOTCERT": "{sslrootcert}",
         "PGSSLCERT": "{sslcert}",
         "PGSSLKEY": "{sslkey}",
+    },
+    # node-postgres 8.23 reads PGHOST..PGDATABASE and PGSSLMODE, but no PGSSLROOTCERT: Node
+    # itself trusts the CA through NODE_EXTRA_CA_CERTS (the URL carries it as sslrootcert).
+    "node": {
+        "DATABASE_URL": "{url}",
+        "PGHOST": "{host}",
+        "PGPORT": "{port}",
+        "PGUSER": "{user}",
+        "PGPASSWORD": "{password}",
+        "PGDATABASE": "{database}",
+        "PGSSLMODE": "{sslmode}",
+        "NODE_EXTRA_CA_CERTS": "{sslrootcert}",
     },
     # Active Record 8.1: DATABASE_URL wins over config/database.yml for the current
     # environment; its query parameters that libpq knows go to PG.connect, and whatever the
@@ -188,19 +201,47 @@ def first_foreign_line(text: str) -> int | None:
 
 
 def render_env(
-    connection: Connection, presets: Iterable[str], custom: Mapping[str, str]
+    connection: Connection,
+    presets: Iterable[str],
+    custom: Mapping[str, str],
+    roles: Iterable[RoleConfig] = (),
 ) -> dict[str, str]:
-    """The variables for `connection`: each preset in order, then the profile's own templates."""
-    values = connection.template_values()
+    """The variables for `connection`: each preset in order, then the profile's own templates,
+    which may also name the profile's `roles`."""
+    values = {**connection.template_values(), **role_values(roles)}
     rendered: dict[str, str] = {}
     for preset in presets:
         for name, template in PRESETS[preset].items():
-            value = template.format_map(values)
+            value = render_template(template, values)
             if value or not any(field in template for field in _OPTIONAL_FIELDS):
                 rendered[name] = value
     for name, template in custom.items():
-        rendered[name] = template.format_map(values)
+        rendered[name] = render_template(template, values)
     return rendered
+
+
+def role_values(roles: Iterable[RoleConfig]) -> dict[str, str]:
+    """`{roles.NAME.name}` and `{roles.NAME.password}` (for roles with a password)."""
+    values: dict[str, str] = {}
+    for role in roles:
+        values[f"roles.{role.name}.name"] = role.name
+        if role.password is not None:
+            values[f"roles.{role.name}.password"] = role.password
+    return values
+
+
+def render_template(template: str, values: Mapping[str, str]) -> str:
+    """`template` with each plain `{field}` replaced by `values[field]`.
+
+    Not str.format_map: that reads `{roles.x.password}` as attribute access. The profile's
+    models have refused format specs, conversions and unknown fields already.
+    """
+    parts: list[str] = []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        parts.append(literal)
+        if field is not None:
+            parts.append(values[field])
+    return "".join(parts)
 
 
 def format_env(variables: Mapping[str, str], fmt: str) -> str:

@@ -344,7 +344,7 @@ def _start(
         signals.current().checkpoint()
         _cache_store(runtime, record, connection, store, image)
         notify("kept the initialized cluster in the cache for the next start")
-    variables = render_env(connection, profile.env.preset, profile.env.vars)
+    variables = render_env(connection, profile.env.preset, profile.env.vars, profile.postgres.roles)
     if profile.env_file is not None:
         signals.current().checkpoint()
         EnvFileGuard(state_dir).write(profile.env_file, variables)

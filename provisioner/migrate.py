@@ -83,7 +83,8 @@ def run_migration(
     step = profile.postgres.migrate
     assert step is not None
     argv = command_argv(step.command)
-    variables = {**render_env(connection, profile.env.preset, profile.env.vars), **step.env}
+    rendered = render_env(connection, profile.env.preset, profile.env.vars, profile.postgres.roles)
+    variables = {**rendered, **step.env}
     shown = shlex.join(argv)
     notify(f"migrating: {shown}")
     started = time.monotonic()

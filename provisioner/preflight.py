@@ -13,7 +13,7 @@ import string
 from pathlib import Path
 
 from provisioner.connection import Connection
-from provisioner.envfile import PRESETS, check_files
+from provisioner.envfile import PRESETS, check_files, render_template, role_values
 from provisioner.errors import ProfileError
 from provisioner.profile import MAX_VARIABLE_BYTES, Profile
 
@@ -67,7 +67,10 @@ def check_seed_files(profile: Profile) -> None:
 
 def check_variables(profile: Profile) -> None:
     """Render the variables once with stand-in values: each, and all of them, must fit."""
-    values = _sample_connection(profile).template_values()
+    values = {
+        **_sample_connection(profile).template_values(),
+        **role_values(profile.postgres.roles),
+    }
     templates: list[tuple[str, str]] = [
         item for preset in profile.env.preset for item in PRESETS[preset].items()
     ]
@@ -94,7 +97,7 @@ def check_variables(profile: Profile) -> None:
 def _render(profile: Profile, name: str, template: str, values: dict[str, str]) -> None:
     # The models allow only plain {name}s of known fields; rendering once is the proof.
     try:
-        template.format_map(values)
+        render_template(template, values)
     except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
         raise ProfileError(
             f"{profile.path}: env.vars: {name}: '{template}' cannot be rendered ({exc})",

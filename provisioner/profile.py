@@ -33,7 +33,7 @@ from provisioner.profile_source import ProfileSource, YamlFloat, parse_source, r
 DEFAULT_IMAGE_TEMPLATE = "postgres:{version}"
 IMAGE_TEMPLATE_VARIABLE = "ENVCTL_POSTGRES_IMAGE"
 SUPPORTED_MAJORS = tuple(range(12, 19))
-SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
+SSL_MODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
 # Settings that make a throwaway server fast; `durable: true` turns them off.
 TEST_FRIENDLY_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 TEMPLATE_FIELDS = (
@@ -51,6 +51,11 @@ TEMPLATE_FIELDS = (
     "asyncpg_url",  # postgresql+asyncpg://...?ssl=MODE for SQLAlchemy 2 with asyncpg
     "prisma_url",  # the URL in Prisma's dialect: schema=, sslmode disable|require (connection.py)
 )
+
+# `{roles.NAME.name}` and `{roles.NAME.password}`: a role of postgres.roles. NAME may hold dots;
+# the attribute is what follows the last one.
+ROLE_FIELD = re.compile(r"^roles\.(?P<role>.+)\.(?P<attribute>[^.]+)$")
+ROLE_ATTRIBUTES = ("name", "password")
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _VERSION = re.compile(r"^(\d{1,2})(?:\.(\d{1,2}))?$")
@@ -114,13 +119,20 @@ class _Strict(BaseModel):
 class SslConfig(_Strict):
     """How clients and server agree on TLS."""
 
-    mode: Literal["disable", "require", "verify-ca", "verify-full"] = "disable"
+    # prefer: the server offers SSL and accepts plain connections too, as most real servers do.
+    mode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "disable"
     client_cert: bool = False
 
     @model_validator(mode="after")
     def _client_cert_needs_ssl(self) -> SslConfig:
         if self.client_cert and self.mode == "disable":
             raise ValueError("client_cert: true needs an SSL mode other than disable")
+        if self.client_cert and self.mode == "prefer":
+            # pg_hba demands a certificate only on hostssl lines: a plain client cannot send one.
+            raise ValueError(
+                "client_cert: true needs SSL on every connection: use require, verify-ca or "
+                "verify-full, not prefer"
+            )
         return self
 
 
@@ -397,12 +409,20 @@ class EnvConfig(_Strict):
             _no_control_characters(template, f"the template of {name}")
             _check_variable_size(name, template)
             for field in _template_fields(template, name):
-                if field not in TEMPLATE_FIELDS:
+                role = ROLE_FIELD.match(field)
+                if role is not None and role["attribute"] not in ROLE_ATTRIBUTES:
+                    raise ValueError(
+                        f"{name}: unknown placeholder '{{{field}}}': a role's are "
+                        f"{{roles.{role['role']}.name}} and {{roles.{role['role']}.password}}"
+                    )
+                if field not in TEMPLATE_FIELDS and role is None:
                     close = difflib.get_close_matches(field, TEMPLATE_FIELDS, n=1)
                     suggestion = f" (did you mean '{{{close[0]}}}'?)" if close else ""
                     raise ValueError(
                         f"{name}: unknown placeholder '{{{field}}}'{suggestion}; "
-                        f"known: {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}"
+                        f"known: {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}, "
+                        "and {roles.NAME.name}, {roles.NAME.password} for a role of "
+                        "postgres.roles"
                     )
         return value
 
@@ -591,8 +611,37 @@ def _validate(source: ProfileSource) -> Profile:
         raise _profile_error(exc, source) from None
     except RecursionError:
         raise ProfileError(f"{source.path}: the document nests too deeply") from None
+    _check_role_references(profile, source)
     sources = tuple(document.path.resolve() for document in source.documents)
     return profile.model_copy(update={"path": source.path.resolve(), "sources": sources})
+
+
+def _check_role_references(profile: Profile, source: ProfileSource) -> None:
+    """Every `{roles.NAME....}` in env.vars names a role of postgres.roles (with a password,
+    for `.password`)."""
+    roles = {role.name: role for role in profile.postgres.roles}
+    for name, template in profile.env.vars.items():
+        for field in _template_fields(template, name):
+            match = ROLE_FIELD.match(field)
+            if match is None:
+                continue
+            where = f"{source.where(('env', 'vars', name))}: env.vars.{name}"
+            role = roles.get(match["role"])
+            if role is None:
+                close = difflib.get_close_matches(match["role"], roles, n=1)
+                suggestion = f" (did you mean '{close[0]}'?)" if close else ""
+                declared = ", ".join(roles) or "none"
+                raise ProfileError(
+                    f"{where}: '{{{field}}}' names the role '{match['role']}', which "
+                    f"postgres.roles does not declare{suggestion}",
+                    hint=f"roles declared: {declared}; add it to postgres.roles or fix the name",
+                )
+            if match["attribute"] == "password" and role.password is None:
+                raise ProfileError(
+                    f"{where}: '{{{field}}}': the role '{role.name}' has no password in the "
+                    "profile",
+                    hint=f"give the role a password in postgres.roles ({role.name})",
+                )
 
 
 def clear_nulls(data: dict[str, Any], model: type[BaseModel]) -> None:

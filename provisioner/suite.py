@@ -20,6 +20,7 @@ from provisioner.lifecycle import (
     reset,
 )
 from provisioner.postgres.ready import indent_log
+from provisioner.postgres.server_log import SCANNED_LINES, log_excerpt
 from provisioner.profile import MAX_REPEAT, Profile
 from provisioner.report import markdown
 from provisioner.runner import (
@@ -40,7 +41,7 @@ SERVER_PORT_IN_NETWORK = 5432
 def network_variables(profile: Profile, env: Environment) -> dict[str, str]:
     """The variables as a client on the environment's network sees them (alias, port 5432)."""
     inside = dataclasses.replace(env.connection, host=NETWORK_ALIAS, port=SERVER_PORT_IN_NETWORK)
-    return render_env(inside, profile.env.preset, profile.env.vars)
+    return render_env(inside, profile.env.preset, profile.env.vars, profile.postgres.roles)
 
 
 def run_profile(
@@ -98,15 +99,37 @@ def run_profile(
             # The suite's failure would only show its symptoms (refused connections).
             notify(f"the server stopped during the suite: {stopped}")
         if report.verdict != "passed" or stopped is not None:
-            tail = server.log_tail(env.env_id, 20).rstrip()
-            tail = hide_secrets(tail, password_forms(env.password))
-            if tail:
-                with github.group("database server log"):
-                    notify("the database server's last log lines:\n" + indent_log(tail))
+            text = server.log_tail(env.env_id, SCANNED_LINES)
+            _show_server_log(hide_secrets(text, _secrets(profile, env)), notify)
     _github_step_summary(report, profile)
     github.annotate(report)
     github.set_outputs({"result": report.verdict, "exit-code": str(report.exit_code)})
     return report
+
+
+def _secrets(profile: Profile, env: Environment) -> set[str]:
+    """The environment's password and the profile's roles' passwords, as output shows them."""
+    forms = password_forms(env.password)
+    for role in profile.postgres.roles:
+        if role.password:
+            forms |= password_forms(role.password)
+    return forms
+
+
+def _show_server_log(text: str, notify: Notify) -> None:
+    """The log lines that explain connection failures first, then the log's last lines."""
+    excerpt = log_excerpt(text)
+    if not (excerpt.failures or excerpt.tail):
+        return
+    with github.group("database server log"):
+        if excerpt.failures:
+            more = f" (and {excerpt.more_failures} more)" if excerpt.more_failures else ""
+            notify(
+                "the database server's log lines about failed connections, earlier on"
+                f"{more}:\n" + indent_log("\n".join(excerpt.failures))
+            )
+        if excerpt.tail:
+            notify("the database server's last log lines:\n" + indent_log("\n".join(excerpt.tail)))
 
 
 def _run_in_container(profile: Profile, env: Environment, argv: Sequence[str]) -> SuiteResult:

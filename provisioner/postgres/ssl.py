@@ -1,7 +1,8 @@
 """The server side of a profile's SSL mode: certificates, `-c` settings and pg_hba rules.
 
 Client and server agree by construction: with `disable` the server has SSL off; with any other
-mode it has SSL on and pg_hba accepts only `hostssl`, so a client without SSL is refused.
+strict mode it has SSL on and pg_hba accepts only `hostssl`, so a client without SSL is refused;
+with `prefer` it has SSL on and pg_hba accepts both, as most real servers do.
 """
 
 from __future__ import annotations
@@ -43,18 +44,11 @@ def server_ssl(
         hostnames=[*HOSTS_IN_CERTIFICATE, *extra_hostnames],
         client_user=user if client_cert else None,
     )
-    # Only hostssl lines: a client that does not use SSL is refused by pg_hba itself.
-    client_rule = " clientcert=verify-full" if client_cert else ""
-    hba = (
-        "# written by envctl: SSL is required for every TCP connection\n"
-        "local all all trust\n"
-        f"hostssl all all all scram-sha-256{client_rule}\n"
-    )
     files = (
         ServerFile("server.crt", certificates.server_cert, 0o644),
         ServerFile("server.key", certificates.server_key, 0o600),
         ServerFile("ca.crt", certificates.ca_cert, 0o644),
-        ServerFile("pg_hba.conf", hba.encode(), 0o600),
+        ServerFile("pg_hba.conf", _hba(mode, client_cert).encode(), 0o600),
     )
     settings = {
         "ssl": "on",
@@ -64,3 +58,20 @@ def server_ssl(
         "hba_file": f"{config_dir}/pg_hba.conf",
     }
     return ServerSsl(settings=settings, files=files, certificates=certificates)
+
+
+def _hba(mode: str, client_cert: bool) -> str:
+    if mode == "prefer":
+        # `host` matches TCP connections with and without SSL: both are let in.
+        return (
+            "# written by envctl: SSL is offered, plain TCP connections are accepted too\n"
+            "local all all trust\n"
+            "host all all all scram-sha-256\n"
+        )
+    # Only hostssl lines: a client that does not use SSL is refused by pg_hba itself.
+    client_rule = " clientcert=verify-full" if client_cert else ""
+    return (
+        "# written by envctl: SSL is required for every TCP connection\n"
+        "local all all trust\n"
+        f"hostssl all all all scram-sha-256{client_rule}\n"
+    )

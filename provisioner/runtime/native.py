@@ -1009,7 +1009,8 @@ def _tail(path: Path, lines: int) -> str:
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
-            handle.seek(max(handle.tell() - 64 * 1024, 0))
+            # Enough bytes for `lines` lines of a usual length, and at least 64 KiB.
+            handle.seek(max(handle.tell() - max(64 * 1024, lines * 256), 0))
             text = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""

@@ -29,6 +29,8 @@ const { Client } = require("pg");
 const how = process.argv[2];
 const config = how === "url"
   ? { connectionString: process.env.DATABASE_URL }
+  : how === "pgenv"
+  ? {}  // PG* from the environment only, as node-postgres reads them
   : {  // as @medusajs/test-utils builds it: DB_* only, no ssl option (PGSSLMODE decides)
       host: process.env.DB_HOST, port: Number(process.env.DB_PORT),
       user: process.env.DB_USERNAME, password: process.env.DB_PASSWORD, database: "postgres",
@@ -74,7 +76,13 @@ def run_node(folder: Path, how: str, env_file: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("mode", "expect_ssl"),
-    [("disable", False), ("require", True), ("verify-ca", True), ("verify-full", True)],
+    [
+        ("disable", False),
+        ("prefer", True),
+        ("require", True),
+        ("verify-ca", True),
+        ("verify-full", True),
+    ],
 )
 def test_node_postgres_connects_as_the_app_and_as_medusas_runner(
     tmp_path: Path, docker: Any, node_pg: Path, mode: str, expect_ssl: bool
@@ -88,6 +96,23 @@ def test_node_postgres_connects_as_the_app_and_as_medusas_runner(
         env_file = tmp_path / ".env.test"
         assert run_node(node_pg, "url", env_file) == {"ssl": expect_ssl}
         assert run_node(node_pg, "medusa", env_file) == {"ssl": expect_ssl}
+
+
+@pytest.mark.parametrize("mode", ["prefer", "verify-full"])
+def test_the_node_preset_reaches_node_postgres_with_the_ca(
+    tmp_path: Path, docker: Any, node_pg: Path, mode: str
+) -> None:
+    """PGSSLMODE means verified SSL to node-postgres: NODE_EXTRA_CA_CERTS has Node trust the CA."""
+    profile = write_profile(
+        tmp_path,
+        f"name: node\npostgres:\n  version: '15'\n  ssl: {mode}\n"
+        "env:\n  file: .env.test\n  preset: node\n",
+    )
+    with environment(load_profile(profile)):
+        env_file = tmp_path / ".env.test"
+        assert "NODE_EXTRA_CA_CERTS=" in env_file.read_text()
+        assert run_node(node_pg, "url", env_file) == {"ssl": True}
+        assert run_node(node_pg, "pgenv", env_file) == {"ssl": True}
 
 
 def test_the_seed_failure_is_what_a_mismatch_gives(

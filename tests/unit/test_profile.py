@@ -118,6 +118,10 @@ def test_wrong_type_names_key_and_line(tmp_path: Path) -> None:
         ('name: t\npostgres:\n  password: "a\\nb"\n', "control characters"),
         ("name: t\npostgres:\n  ssl: sometimes\n", "postgres.ssl.mode"),
         ("name: t\npostgres:\n  ssl:\n    client_cert: true\n", "client_cert"),
+        (
+            "name: t\npostgres:\n  ssl:\n    mode: prefer\n    client_cert: true\n",
+            "not prefer",
+        ),
         ("name: t\npostgres:\n  settings:\n    'bad key': 1\n", "not a server setting"),
         ("name: t\nenv:\n  preset: medusaa\n", "did you mean 'medusa'"),
         ("name: t\nenv:\n  vars:\n    URL: '{urll}'\n", "did you mean '{url}'"),
