@@ -8,6 +8,7 @@ here (native first: no container to start), else the nearest newer one, which re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 from dataclasses import dataclass
@@ -64,29 +65,34 @@ def _read_in_container(archive: Path, image: str) -> ArchiveRead:
     from provisioner.runtime.docker import docker_client
 
     client = docker_client()
-    from docker.errors import ContainerError, DockerException
+    from docker.errors import DockerException
 
     reader = f"pg_restore of image {image}"
+    container = None
     try:
-        client.containers.run(
+        container = client.containers.create(
             image,
             ["pg_restore", "-f", "/dev/null", _INSIDE],
             entrypoint=[],
             volumes={str(archive.resolve()): {"bind": _INSIDE, "mode": "ro"}},
             network_mode="none",
             labels={"dev.envctl.purpose": "read-archive"},
-            remove=True,
-            stdout=False,
-            stderr=True,
         )
-    except ContainerError as exc:
-        stderr = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else ""
-        return ArchiveRead(reader=reader, error=_first_error(stderr) or str(exc))
+        container.start()
+        status = int(container.wait(timeout=_TIMEOUT).get("StatusCode", 1))
+        stderr = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
     except DockerException as exc:
         raise InfrastructureError(
             f"could not read {archive.name} in a container of {image}: {exc}",
             hint="check that Docker answers (envctl runtimes)",
         ) from None
+    finally:
+        if container is not None:
+            # With its anonymous volume (the image's VOLUME): the SDK's run(remove=True) keeps it.
+            with contextlib.suppress(DockerException):
+                container.remove(force=True, v=True)
+    if status != 0:
+        return ArchiveRead(reader=reader, error=_first_error(stderr) or f"exit code {status}")
     return ArchiveRead(reader=reader, error=None)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from tests.conftest import processes_of
@@ -17,6 +18,10 @@ def test_a_process_left_with_the_state_folder_is_found_and_a_reaped_one_is_not(
     env = {**os.environ, "ENVCTL_STATE_DIR": str(state)}
     left = subprocess.Popen(["sleep", "60"], env=env)
     try:
+        # Between fork and exec the child still shows the parent's environment: wait for exec.
+        deadline = time.monotonic() + 10
+        while not processes_of(state) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert [p.pid for p in processes_of(state)] == [left.pid]
         assert processes_of(tmp_path / "other") == []
     finally:
