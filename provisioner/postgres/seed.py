@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 Notify = Callable[[str], None]
 MAINTENANCE_DB = "postgres"
 _PSQL_ERROR = re.compile(r"^psql:(?P<file>[^:]+):(?P<line>\d+): (?P<message>.*)$", re.M)
-_OWNER_TO = re.compile(r"\bOWNER TO (\"(?:[^\"]|\"\")+\"|[A-Za-z_][\w$]*)", re.I)
+_OWNER_TO = re.compile(r"\bOWNER\s+TO\s+(\"(?:[^\"]|\"\")+\"|[A-Za-z_][\w$]*)", re.I)
 # TOC entries every new database already has, which pg_dump before 11 (and pg_dump of a
 # re-created or named `public` schema) writes: restored, they fail with "already exists".
 _ALREADY_THERE = re.compile(
@@ -47,17 +47,25 @@ _AS_SQL = {
     "COMMENT - SCHEMA public": "COMMENT ON SCHEMA public",
     "COMMENT - EXTENSION plpgsql": "COMMENT ON EXTENSION plpgsql",
 }
-_GRANT_TO = re.compile(r"^\s*GRANT\b.*?\bTO\s+(.+?)(?:\s+WITH\s+\w+\s+OPTION)?;\s*$", re.I | re.M)
+# A GRANT may span lines (hand-written SQL often breaks it before ON and TO).
+_GRANT_TO = re.compile(
+    r"^\s*GRANT\b[^;]*?\bTO\s+([^;]+?)(?:\s+WITH\s+\w+\s+OPTION)?(?:\s+GRANTED\s+BY\s+[^;]+)?\s*;",
+    re.I | re.M,
+)
 _CREATE_ROLE = re.compile(
     r"\bCREATE\s+(?:ROLE|USER|GROUP)\s+(\"(?:[^\"]|\"\")+\"|[A-Za-z_][\w$]*)", re.I
 )
-# What pg_restore's --no-owner --no-acl leave out, for plain SQL: one-line statements (as
-# pg_dump writes them) that give an object to a role or grant on it.
-_OWNERSHIP_LINE = re.compile(
-    r"^\s*(?:ALTER\s+[^;]*\bOWNER\s+TO\s+[^;]*|ALTER\s+DEFAULT\s+PRIVILEGES\s[^;]*|"
-    r"(?:GRANT|REVOKE)\s+[^;]*);\s*$",
+# What pg_restore's --no-owner --no-acl leave out, for plain SQL: statements that give an
+# object to a role or grant on it, on one line (as pg_dump writes them) or on several.
+_OWNERSHIP = re.compile(
+    r"\s*(?:ALTER\s[^;]*\bOWNER\s+TO\s[^;]*|ALTER\s+DEFAULT\s+PRIVILEGES\s[^;]*|"
+    r"(?:GRANT|REVOKE)\s[^;]*);\s*(?:--[^\n]*)?\s*",
     re.I,
 )
+_OWNERSHIP_START = re.compile(r"^\s*(?:ALTER|GRANT|REVOKE)\s", re.I)
+_STATEMENT_END = re.compile(r";\s*(?:--[^\n]*)?$")
+_MAX_STATEMENT_LINES = 200  # a longer "statement" is not one of these: copy it as it is
+_DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_]\w*)?\$")
 _COPY_LINE = re.compile(r"^COPY\s.*\bFROM\s+stdin;\s*$", re.I)
 
 
@@ -174,12 +182,26 @@ def check_extensions(connection: Connection, seeds: Iterable[SeedFile | SeedItem
         if name in _EXTENSION_IMAGES
     ]
     where = f" ({'; '.join(images)})" if images else ""
+    hint = f"run it where the extension is installed: postgres.image naming an image with it{where}"
+    natives = _natives_with(missing)
+    if natives:
+        hint += f"; or runtime: native, with PostgreSQL {natives}"
     raise SeedError(
         f"{first.source} creates extension {', '.join(missing)}, which this PostgreSQL "
         f"{major} server does not have (its pg_available_extensions)",
-        hint=f"run it where the extension is installed: a profile with postgres.image naming "
-        f"an image that has it{where}",
+        hint=hint,
     )
+
+
+def _natives_with(extensions: list[str]) -> str:
+    """The native installs found here that have every one of `extensions`, described."""
+    from provisioner.runtime.binaries import installs_with_extension
+
+    found: dict[Path, str] | None = None
+    for name in extensions:
+        have = {i.bin_dir: i.describe() for i in installs_with_extension(name)}
+        found = have if found is None else {k: v for k, v in found.items() if k in have}
+    return ", ".join((found or {}).values())
 
 
 PROGRESS_EVERY = 5.0  # seconds: a restore shorter than this prints no progress line
@@ -487,21 +509,53 @@ def created_roles(text: str) -> set[str]:
 
 
 def without_ownership(source: Path, target: Path) -> None:
-    """Copy plain SQL with its one-line OWNER TO, GRANT and REVOKE statements commented out
-    (line numbers stay those of the user's file); COPY data is copied untouched."""
+    """Copy plain SQL with its OWNER TO, GRANT, REVOKE and ALTER DEFAULT PRIVILEGES statements
+    commented out, also those written over several lines; line numbers stay those of the
+    user's file. COPY data and function bodies (dollar-quoted) are copied untouched."""
     in_copy = False
+    quote: str | None = None  # the dollar quote a function body is open with
+    pending: list[str] = []  # the lines of a statement that may be an ownership one
+
     with (
         source.open(encoding="utf-8", errors="surrogateescape", newline="") as reader,
         target.open("w", encoding="utf-8", errors="surrogateescape", newline="") as writer,
     ):
+
+        def flush(owned: bool) -> None:
+            writer.writelines(("-- owners: drop -- " + line) if owned else line for line in pending)
+            pending.clear()
+
         for line in reader:
+            if pending:
+                pending.append(line)
+                if _STATEMENT_END.search(line.rstrip("\r\n")):
+                    flush(bool(_OWNERSHIP.fullmatch("".join(pending))))
+                elif len(pending) >= _MAX_STATEMENT_LINES:
+                    flush(False)
+                continue
             if in_copy:
                 in_copy = line.rstrip("\r\n") != "\\."
-            elif _COPY_LINE.match(line):
+            elif quote is None and _COPY_LINE.match(line):
                 in_copy = True
-            elif _OWNERSHIP_LINE.match(line):
-                line = "-- owners: drop -- " + line
+            elif quote is None and _OWNERSHIP_START.match(line):
+                pending.append(line)
+                if _STATEMENT_END.search(line.rstrip("\r\n")):
+                    flush(bool(_OWNERSHIP.fullmatch(line)))
+                continue
+            else:
+                quote = _dollar_quote_after(line, quote)
             writer.write(line)
+        flush(False)
+
+
+def _dollar_quote_after(line: str, quote: str | None) -> str | None:
+    """The dollar quote open at the end of `line`, given the one open at its start."""
+    for match in _DOLLAR_QUOTE.finditer(line):
+        if quote is None:
+            quote = match[0]
+        elif match[0] == quote:
+            quote = None
+    return quote
 
 
 def _unquote(name: str) -> str:

