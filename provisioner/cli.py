@@ -171,7 +171,7 @@ def down(
         removed = remove(env_id)
     if removed:
         for item in removed:
-            say(f"removed {item}" if not item.startswith("restored") else item)
+            say(item if item.startswith(("restored ", "removed ")) else f"removed {item}")
     else:
         say(f"no environment for {profile} is up: nothing to remove")
 
@@ -396,7 +396,7 @@ def gc(
     with deferred_signals():
         removed = collect_garbage(notify=say)
     for item in removed:
-        say(f"removed {item}" if not item.startswith("restored") else item)
+        say(item if item.startswith(("restored ", "removed ")) else f"removed {item}")
     if not removed:
         say("nothing to collect")
 

@@ -439,7 +439,7 @@ class EnvFileGuard:
         with contextlib.suppress(FileNotFoundError):
             self.backup.unlink()
         self.record.unlink()
-        return Restored(target, kept)
+        return Restored(target, kept, created=data is None)
 
 
 @dataclass(frozen=True)
@@ -448,8 +448,11 @@ class Restored:
 
     path: Path
     kept: int = 0
+    created: bool = False  # envctl made the file: it went, nothing was put back
 
     def __str__(self) -> str:
+        if self.created:
+            return f"removed {self.path} (envctl created it)"
         if not self.kept:
             return f"restored {self.path}"
         return (

@@ -156,7 +156,7 @@ def test_env_file_envctl_created_is_removed_on_restore(tmp_path: Path) -> None:
     guard = EnvFileGuard(state)
     guard.write(target, {"A": "1"})
     assert target.read_text().endswith("A=1\n")
-    guard.restore()
+    assert str(guard.restore()) == f"removed {target} (envctl created it)"
     assert not target.exists()
 
 
@@ -258,7 +258,8 @@ def test_an_edit_of_a_file_envctl_created_keeps_only_the_users_lines(tmp_path: P
 
     target, restored = _up_then(tmp_path, None, edit)
     assert target.read_text() == "MINE=1\n"
-    assert restored.kept == 1
+    assert restored.kept == 1 and not restored.created
+    assert str(restored).startswith(f"restored {target}, keeping the 1 line(s)")
 
 
 def test_a_deleted_line_of_envctls_brings_back_the_original(tmp_path: Path) -> None:
