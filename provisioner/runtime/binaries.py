@@ -85,20 +85,9 @@ def installs_with_extension(name: str) -> list[Install]:
 def _shares(install: Install) -> Iterator[Path]:
     """Where an install keeps its extensions: what its pg_config says, else the usual layouts
     (a prefix's share/postgresql, Debian's /usr/share/postgresql/MAJOR)."""
-    pg_config = install.bin_dir / "pg_config"
-    if _executable(pg_config):
-        try:
-            result = subprocess.run(
-                [str(pg_config), "--sharedir"],
-                capture_output=True,
-                text=True,
-                timeout=PROBE_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            result = None
-        if result is not None and result.returncode == 0 and result.stdout.strip():
-            yield Path(result.stdout.strip())
+    share = _pg_config(install.bin_dir / "pg_config", "--sharedir")
+    if share:
+        yield Path(share)
     prefix = install.bin_dir.parent
     yield prefix / "share" / "postgresql"
     yield prefix / "share"
@@ -188,9 +177,15 @@ def _candidates() -> Iterator[tuple[Path, str]]:
 
 
 def _pg_config_bindir(pg_config: Path) -> Path | None:
+    text = _pg_config(pg_config, "--bindir")
+    return Path(text) if text else None
+
+
+def _pg_config(pg_config: Path, flag: str) -> str | None:
+    """What `pg_config FLAG` prints, or None when it cannot say."""
     try:
         result = subprocess.run(
-            [str(pg_config), "--bindir"],
+            [str(pg_config), flag],
             capture_output=True,
             text=True,
             timeout=PROBE_TIMEOUT,
@@ -199,7 +194,7 @@ def _pg_config_bindir(pg_config: Path) -> Path | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     text = result.stdout.strip()
-    return Path(text) if result.returncode == 0 and text else None
+    return text if result.returncode == 0 and text else None
 
 
 def _package_folders() -> Iterator[tuple[Path, str]]:
@@ -223,19 +218,9 @@ def _package_folders() -> Iterator[tuple[Path, str]]:
 def _has_ssl(bin_dir: Path) -> bool:
     """Whether the server was built with OpenSSL."""
     pg_config = bin_dir / "pg_config"
-    if _executable(pg_config):
-        try:
-            result = subprocess.run(
-                [str(pg_config), "--configure"],
-                capture_output=True,
-                text=True,
-                timeout=PROBE_TIMEOUT,
-                check=False,
-            )
-            if result.returncode == 0:
-                return "openssl" in result.stdout.lower()
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+    configure = _pg_config(pg_config, "--configure") if _executable(pg_config) else None
+    if configure is not None:
+        return "openssl" in configure.lower()
     # No pg_config: a server linked against OpenSSL names libssl among its libraries.
     return _mentions(bin_dir / "postgres", b"libssl")
 

@@ -50,10 +50,10 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in found.stdout.split()]
 
 
-def test_gc_after_kill_9_of_a_run_then_run_again_on_the_same_port(journey: Journey) -> None:
+def _kill_9_a_run(journey: Journey) -> list[int]:
+    """Start `envctl run envctl.yaml -- sleep 60`, kill -9 it once the suite runs; the suite's
+    pids, still running."""
     (journey.workdir / "envctl.yaml").write_text(PROFILE)
-    env_file = journey.workdir / ".env.test"
-    env_file.write_bytes(ORIGINAL)
     log = journey.workdir / "run.log"
     with log.open("w") as out:
         killed = subprocess.Popen(
@@ -67,7 +67,6 @@ def test_gc_after_kill_9_of_a_run_then_run_again_on_the_same_port(journey: Journ
         _wait_for(lambda: "running: sleep 60" in log.read_text(), "the suite to start")
         suite = [pid for pid in _children(killed.pid) if not _gone(pid)]
         assert len(suite) == 1, (suite, log.read_text())
-        assert env_file.read_bytes() != ORIGINAL
         os.kill(killed.pid, signal.SIGKILL)
         assert killed.wait(timeout=30) == -signal.SIGKILL
     finally:
@@ -75,6 +74,14 @@ def test_gc_after_kill_9_of_a_run_then_run_again_on_the_same_port(journey: Journ
             killed.kill()
             killed.wait()
     assert not _gone(suite[0])  # kill -9 gives envctl no chance to stop its suite
+    return suite
+
+
+def test_gc_after_kill_9_of_a_run_then_run_again_on_the_same_port(journey: Journey) -> None:
+    env_file = journey.workdir / ".env.test"
+    env_file.write_bytes(ORIGINAL)
+    suite = _kill_9_a_run(journey)
+    assert env_file.read_bytes() != ORIGINAL
 
     status = journey.envctl("status")
     assert status.returncode == 0, status.stderr
@@ -108,25 +115,7 @@ def test_gc_after_kill_9_of_a_run_then_run_again_on_the_same_port(journey: Journ
 
 
 def test_the_next_run_of_a_killed_run_removes_its_orphan_first(journey: Journey) -> None:
-    (journey.workdir / "envctl.yaml").write_text(PROFILE)
-    log = journey.workdir / "run.log"
-    with log.open("w") as out:
-        killed = subprocess.Popen(
-            [str(ENVCTL), "run", "envctl.yaml", "--", "sleep", "60"],
-            cwd=journey.workdir,
-            env=journey.env,
-            stdout=out,
-            stderr=out,
-        )
-    try:
-        _wait_for(lambda: "running: sleep 60" in log.read_text(), "the suite to start")
-        suite = _children(killed.pid)
-        os.kill(killed.pid, signal.SIGKILL)
-        killed.wait(timeout=30)
-    finally:
-        if killed.poll() is None:
-            killed.kill()
-            killed.wait()
+    suite = _kill_9_a_run(journey)
     # The README: "the next `up` of the same profile removes it first".
     url_check = journey.workdir / "url.py"
     url_check.write_text("import os\nprint(os.environ['DATABASE_URL'])\n")
