@@ -419,9 +419,18 @@ def client_views(values: Mapping[str, str], presets: Iterable[str] | None) -> li
             # PGSSLMODE alone is the medusa or django preset's, not a libpq client's settings.
             kinds = [k for k in kinds if k != "libpq-env"]
     else:
+        presets = list(presets)
+        # Where two presets write one variable the later one's value is in the file: only
+        # its clients read what was written (url then prisma: DATABASE_URL is Prisma's).
+        writer = {name: preset for preset in presets for name in PRESETS.get(preset, {})}
         kinds = []
         for preset in presets:
-            kinds += [kind for kind in PRESET_VIEWS.get(preset, ()) if kind not in kinds]
+            kinds += [
+                kind
+                for kind in PRESET_VIEWS.get(preset, ())
+                if kind not in kinds
+                and all(writer.get(name, preset) == preset for name in _VIEW_NEEDS[kind])
+            ]
     return [
         _VIEWS[kind](values)
         for kind in kinds

@@ -268,3 +268,17 @@ def test_the_profiles_env_file_may_be_absent_while_nothing_runs(
     checks = run_doctor(profile, None)
     assert all(check.ok for check in checks), checks
     assert "is not there: `envctl up` or `envctl run` writes it" in checks[-1].evidence
+
+
+def test_two_presets_writing_one_variable_are_read_by_the_later_ones_clients() -> None:
+    url = "postgresql://u:p@127.0.0.1:5432/test?schema=public&sslmode=disable"
+    values = {"DATABASE_URL": url}
+    assert [view.kind for view in client_views(values, ["url", "prisma"])] == ["prisma-url"]
+    plain = {"DATABASE_URL": "postgresql://u:p@127.0.0.1:5432/test?sslmode=disable"}
+    assert [view.kind for view in client_views(plain, ["prisma", "url"])] == ["libpq-url"]
+    both = {**plain, "DB_HOST": "127.0.0.1", "DB_PORT": "5432", "DB_USERNAME": "u"}
+    both["DB_PASSWORD"] = "p"
+    assert [view.kind for view in client_views(both, ["medusa", "prisma"])] == [
+        "medusa",
+        "prisma-url",
+    ]
