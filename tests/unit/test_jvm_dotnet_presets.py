@@ -1,6 +1,7 @@
 """The spring, jdbc and dotnet presets: the strings pgjdbc and Npgsql parse, and the doctor's
-views of them agreeing with the connection they were rendered from. No JVM or .NET runtime is
-installed here, so these check the parsing rules (docs/CLIENTS.md names the versions read)."""
+views of them agreeing with the connection they were rendered from, by the parsing rules
+(docs/CLIENTS.md). pgjdbc itself connects in tests/integration/test_jdbc_preset.py; no .NET
+runtime is installable here, so Npgsql's string is checked by its rules only."""
 
 from __future__ import annotations
 
