@@ -75,7 +75,7 @@ def installed(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return bin_dir
 
 
-def _run(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(bin_dir: Path, *args: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     environ = {
         key: value
         for key, value in os.environ.items()
@@ -84,6 +84,7 @@ def _run(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[st
     environ["PATH"] = f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin"
     environ["ENVCTL_STATE_DIR"] = str(cwd / "state")
     environ["ENVCTL_CACHE_DIR"] = str(cwd / "cache")
+    environ.update(extra)
     return subprocess.run(
         [str(bin_dir / "envctl"), *args],
         capture_output=True,
@@ -125,3 +126,20 @@ def test_native_up_without_binaries_names_what_it_needs(installed: Path, tmp_pat
     assert "pip install 'envctl[native]'" in output
     assert "apt install postgresql-18" in output
     assert not (tmp_path / ".env.test").exists()
+
+
+def test_auto_without_docker_or_binaries_names_every_way(installed: Path, tmp_path: Path) -> None:
+    profile = write_profile(tmp_path, "postgres:\n  version: 18\n")
+    result = _run(
+        installed,
+        "up",
+        str(profile),
+        cwd=tmp_path,
+        DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output
+    assert "Traceback" not in output
+    assert "Docker" in output
+    assert "no PostgreSQL 18 binaries found" in output
+    assert "pip install 'envctl[native]'" in output
