@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -77,6 +78,8 @@ class Connection:
             "prisma_url": self.prisma_url,
             "sqlalchemy_url": self.sqlalchemy_url,
             "asyncpg_url": self.asyncpg_url,
+            "jdbc_url": self.jdbc_url,
+            "npgsql": self.npgsql,
         }
 
     @property
@@ -93,6 +96,37 @@ class Connection:
         PGSSLCERT and PGSSLKEY, which the preset writes beside it. See docs/CLIENTS.md."""
         base = self.url.split("?", 1)[0].removeprefix("postgresql://")
         return f"postgresql+asyncpg://{base}?ssl={self.sslmode}"
+
+    @property
+    def jdbc_url(self) -> str:
+        """pgjdbc's URL (`jdbc:postgresql://host:port/db?sslmode=...`), credentials left to
+        the USERNAME/PASSWORD variables beside it. pgjdbc knows libpq's six sslmodes and
+        URL-decodes query values (a "+" would become a space: %20 is written). Its default
+        LibPQFactory reads `sslrootcert` (a PEM or DER file) only for verify-ca/verify-full;
+        client keys must be PKCS-8 DER or PKCS-12, so sslcert/sslkey are not written.
+        See docs/CLIENTS.md."""
+        host = f"[{self.host}]" if _is_ipv6(self.host) else self.host
+        params = [("sslmode", self.sslmode)]
+        if self.sslrootcert is not None:
+            params.append(("sslrootcert", str(self.sslrootcert)))
+        query = urlencode(params, safe="/", quote_via=quote)
+        return f"jdbc:postgresql://{host}:{self.port}/{quote(self.database, safe='')}?{query}"
+
+    @property
+    def npgsql(self) -> str:
+        """An Npgsql connection string: `Host=...;Port=...;...;SSL Mode=Prefer`, values quoted
+        as .NET's DbConnectionStringBuilder parses them. See docs/CLIENTS.md."""
+        parts = [
+            ("Host", self.host),
+            ("Port", str(self.port)),
+            ("Database", self.database),
+            ("Username", self.user),
+            ("Password", self.password),
+            ("SSL Mode", NPGSQL_SSL_MODES[self.sslmode]),
+        ]
+        if self.sslrootcert is not None:
+            parts.append(("Root Certificate", str(self.sslrootcert)))
+        return ";".join(f"{key}={npgsql_quote(value)}" for key, value in parts)
 
     @property
     def prisma_url(self) -> str:
@@ -132,6 +166,33 @@ class Connection:
     def with_database(self, database: str) -> Connection:
         """The same server and credentials, another database."""
         return replace(self, database=database)
+
+
+# libpq's sslmode names and Npgsql's SslMode members (the enum's names are what it parses).
+NPGSQL_SSL_MODES = {
+    "disable": "Disable",
+    "allow": "Allow",
+    "prefer": "Prefer",
+    "require": "Require",
+    "verify-ca": "VerifyCA",
+    "verify-full": "VerifyFull",
+}
+
+
+# DbConnectionOptions' ConnectionStringQuoteValueRegex: the values it leaves unquoted.
+_NPGSQL_BARE = re.compile(r"^[^\"'=;\s\x00-\x1f\x7f-\x9f]*$")
+
+
+def npgsql_quote(value: str) -> str:
+    """A connection-string value as .NET's DbConnectionStringBuilder writes it (and so reads it
+    back): bare only without quotes, `=`, `;`, blanks and control characters; else single
+    quotes around a value with only double quotes in it, or double quotes with inner ones
+    doubled."""
+    if _NPGSQL_BARE.fullmatch(value):
+        return value
+    if '"' in value and "'" not in value:
+        return f"'{value}'"
+    return '"' + value.replace('"', '""') + '"'
 
 
 def hide_secrets(text: str, secrets: Iterable[str], mask: str = "****") -> str:

@@ -357,6 +357,113 @@ def postgres_vars_view(values: Mapping[str, str]) -> ClientView:
     )
 
 
+def jdbc_view(values: Mapping[str, str]) -> ClientView:
+    """SPRING_DATASOURCE_* or JDBC_DATABASE_* as pgjdbc reads them: host, port and database
+    from the URL (values URL-decoded), credentials beside it; sslmode default `prefer`."""
+    prefix = "SPRING_DATASOURCE" if values.get("SPRING_DATASOURCE_URL") else "JDBC_DATABASE"
+    variable = f"{prefix}_URL"
+    url = values.get(variable, "")
+    label = f"{variable} as pgjdbc reads it (Spring, JDBC)"
+    parts = _split_url(url.removeprefix("jdbc:")) if url.startswith("jdbc:postgresql:") else {}
+    query = parts.get("query", {})
+    params = {
+        "host": parts.get("host") or "localhost",
+        "port": parts.get("port") or "5432",
+        "dbname": parts.get("dbname", ""),
+        "user": values.get(f"{prefix}_USERNAME") or query.get("user", ""),
+        "password": values.get(f"{prefix}_PASSWORD") or query.get("password", ""),
+        "sslmode": query.get("sslmode", "prefer"),
+    }
+    origin = dict.fromkeys(params, variable)
+    origin["user"], origin["password"] = f"{prefix}_USERNAME", f"{prefix}_PASSWORD"
+    if "sslmode" not in query:
+        origin["sslmode"] = f"{variable} (missing)"
+    if "sslrootcert" in query:
+        params["sslrootcert"], origin["sslrootcert"] = query["sslrootcert"], variable
+    problem = None if parts else f"{variable} is not a jdbc:postgresql:// URL"
+    return ClientView("jdbc", label, params, origin, problem=problem)
+
+
+def npgsql_view(values: Mapping[str, str]) -> ClientView:
+    """ConnectionStrings__Default as Npgsql reads it (keywords case- and space-insensitive)."""
+    variable = "ConnectionStrings__Default"
+    label = f"{variable} as Npgsql reads it (.NET)"
+    try:
+        pairs = parse_npgsql(values.get(variable, ""))
+    except ValueError as exc:
+        return ClientView("npgsql", label, {}, {}, problem=str(exc))
+    params = {keyword: pairs[key] for key, keyword in _NPGSQL_KEYWORDS.items() if key in pairs}
+    params.setdefault("port", "5432")
+    mode = pairs.get("sslmode", "Prefer").lower()
+    params["sslmode"] = {"verifyca": "verify-ca", "verifyfull": "verify-full"}.get(mode, mode)
+    origin = dict.fromkeys(params, variable)
+    return ClientView("npgsql", label, params, origin)
+
+
+# Npgsql's keywords (and synonyms) with blanks removed and lower-cased, as libpq keywords.
+_NPGSQL_KEYWORDS = {
+    "host": "host",
+    "server": "host",
+    "port": "port",
+    "database": "dbname",
+    "db": "dbname",
+    "username": "user",
+    "userid": "user",
+    "user": "user",
+    "password": "password",
+    "psw": "password",
+    "pwd": "password",
+    "rootcertificate": "sslrootcert",
+}
+
+
+def parse_npgsql(text: str) -> dict[str, str]:
+    """`key=value;...` as .NET's DbConnectionStringBuilder splits it: values may be quoted
+    with ' or " (the quote doubled inside), `==` in a key is a literal `=`; keys are returned
+    lower-cased without blanks, as Npgsql matches them."""
+    pairs: dict[str, str] = {}
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and (text[i].isspace() or text[i] == ";"):
+            i += 1
+        if i >= n:
+            break
+        key_start = i
+        while i < n and not (text[i] == "=" and text[i + 1 : i + 2] != "="):
+            i += 2 if text[i] == "=" else 1
+        if i >= n:
+            raise ValueError(f"connection string: {text[key_start:].strip()!r} has no value")
+        key = text[key_start:i].replace("==", "=")
+        i += 1
+        while i < n and text[i].isspace():
+            i += 1
+        if i < n and text[i] in "'\"":
+            quote_char, i, chars = text[i], i + 1, []
+            while True:
+                if i >= n:
+                    raise ValueError(f"connection string: {key.strip()}: unclosed quote")
+                if text[i] == quote_char:
+                    if text[i + 1 : i + 2] == quote_char:
+                        chars.append(quote_char)
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                chars.append(text[i])
+                i += 1
+            value = "".join(chars)
+            while i < n and text[i].isspace():
+                i += 1
+            if i < n and text[i] != ";":
+                raise ValueError(f"connection string: {key.strip()}: text after a quoted value")
+        else:
+            end = text.find(";", i)
+            end = n if end < 0 else end
+            value, i = text[i:end].strip(), end
+        pairs["".join(key.split()).lower()] = value
+    return pairs
+
+
 _VIEWS = {
     "libpq-url": libpq_url_view,
     "libpq-env": libpq_env_view,
@@ -366,6 +473,8 @@ _VIEWS = {
     "postgres-vars": postgres_vars_view,
     "sqlalchemy-url": sqlalchemy_view,
     "asyncpg-url": asyncpg_view,
+    "jdbc": jdbc_view,
+    "npgsql": npgsql_view,
 }
 # Which clients each preset is written for.
 PRESET_VIEWS = {
@@ -378,6 +487,9 @@ PRESET_VIEWS = {
     "rails": ("libpq-url", "libpq-env"),
     "sqlalchemy": ("sqlalchemy-url",),
     "sqlalchemy-asyncpg": ("asyncpg-url",),
+    "spring": ("jdbc",),
+    "jdbc": ("jdbc",),
+    "dotnet": ("npgsql",),
 }
 _PG_CONNECTION_KEYWORDS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 # The variables without which a view has nothing to connect with.
@@ -390,6 +502,8 @@ _VIEW_NEEDS = {
     "postgres-vars": ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_DB"),
     "sqlalchemy-url": ("DATABASE_URL",),
     "asyncpg-url": ("DATABASE_URL",),
+    "jdbc": ("SPRING_DATASOURCE_URL", "JDBC_DATABASE_URL"),
+    "npgsql": ("ConnectionStrings__Default",),
 }
 
 

@@ -99,6 +99,22 @@ PRESETS: dict[str, dict[str, str]] = {
         "PGSSLCERT": "{sslcert}",
         "PGSSLKEY": "{sslkey}",
     },
+    # Spring Boot 3's relaxed binding maps SPRING_DATASOURCE_URL/USERNAME/PASSWORD to
+    # spring.datasource.*; the URL is pgjdbc's, which takes the CA as sslrootcert.
+    "spring": {
+        "SPRING_DATASOURCE_URL": "{jdbc_url}",
+        "SPRING_DATASOURCE_USERNAME": "{user}",
+        "SPRING_DATASOURCE_PASSWORD": "{password}",
+    },
+    # The same pgjdbc URL under the names Heroku-style buildpacks and many Java apps read.
+    "jdbc": {
+        "JDBC_DATABASE_URL": "{jdbc_url}",
+        "JDBC_DATABASE_USERNAME": "{user}",
+        "JDBC_DATABASE_PASSWORD": "{password}",
+    },
+    # .NET's configuration maps ConnectionStrings__Default to ConnectionStrings:Default,
+    # which GetConnectionString("Default") returns: an Npgsql connection string.
+    "dotnet": {"ConnectionStrings__Default": "{npgsql}"},
 }
 # Certificate variables are left out, not written empty, when the environment has no such file.
 _OPTIONAL_FIELDS = ("{sslrootcert}", "{sslcert}", "{sslkey}")

@@ -50,6 +50,8 @@ TEMPLATE_FIELDS = (
     "sqlalchemy_url",  # postgresql+psycopg:// for SQLAlchemy 2 (connection.py)
     "asyncpg_url",  # postgresql+asyncpg://...?ssl=MODE for SQLAlchemy 2 with asyncpg
     "prisma_url",  # the URL in Prisma's dialect: schema=, sslmode disable|require (connection.py)
+    "jdbc_url",  # jdbc:postgresql://host:port/db?sslmode=... for pgjdbc (connection.py)
+    "npgsql",  # an Npgsql connection string: Host=...;SSL Mode=... (connection.py)
 )
 
 # `{roles.NAME.name}` and `{roles.NAME.password}`: a role of postgres.roles. NAME may hold dots;

@@ -17,6 +17,9 @@ from provisioner.profile import SSL_MODES, Profile
 from provisioner.profile_source import EXTENDS_KEY
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# The schema's identity for SchemaStore and editors: the URL SchemaStore serves its catalog's
+# schemas under, which stays the same wherever the repository lives (its owner is not fixed yet).
+SCHEMA_ID = "https://json.schemastore.org/envctl.json"
 # A string holding a ${VAR} reference may stand where a number or boolean is expected.
 _REFERENCE = {
     "type": "string",
@@ -45,7 +48,7 @@ def profile_json_schema() -> dict[str, Any]:
     for model in (schema, *defs.values()):
         for name, field in model.get("properties", {}).items():
             model["properties"][name] = _allow_reference(field)
-    return {"$schema": SCHEMA_DIALECT, **schema, "title": "envctl profile"}
+    return {"$schema": SCHEMA_DIALECT, "$id": SCHEMA_ID, **schema, "title": "envctl profile"}
 
 
 def schema_text() -> str:

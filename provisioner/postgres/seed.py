@@ -205,37 +205,43 @@ def _natives_with(extensions: list[str]) -> str:
 
 
 PROGRESS_EVERY = 5.0  # seconds: a restore shorter than this prints no progress line
+LIVE_EVERY = 1.0  # seconds between updates of a terminal's spinner (nothing piles up there)
 
 
 @contextlib.contextmanager
 def restore_progress(
     connection: Connection, name: str, notify: Notify, every: float = PROGRESS_EVERY
 ) -> Iterator[None]:
-    """While the block runs, every `every` seconds one plain line: the time so far, and the
-    table being loaded with its rows so far (pg_stat_progress_copy, PostgreSQL 14+)."""
+    """While the block runs, the time so far and the table being loaded with its rows so far
+    (pg_stat_progress_copy, PostgreSQL 14+): a live spinner on a terminal, updated every
+    second, else one plain line every `every` seconds."""
     import threading
     import time
 
+    from provisioner.progress import progress
+
     done = threading.Event()
     started = time.monotonic()
+    with progress(f"restoring {name}", notify, plain_first=False) as shown:
+        interval = LIVE_EVERY if shown.live else every
 
-    def report() -> None:
-        while not done.wait(every):
-            line = f"restoring {name}: {time.monotonic() - started:.0f} s"
-            try:
-                line += _copy_in_progress(connection)
-            except Exception as exc:  # progress is a courtesy: the restore reports real errors
-                log.debug("no restore progress: %s", exc)
-            if not done.is_set():
-                notify(line)
+        def report() -> None:
+            while not done.wait(interval):
+                line = f"restoring {name}: {time.monotonic() - started:.0f} s"
+                try:
+                    line += _copy_in_progress(connection)
+                except Exception as exc:  # progress is a courtesy: the restore reports errors
+                    log.debug("no restore progress: %s", exc)
+                if not done.is_set():
+                    shown.show(line)
 
-    reporter = threading.Thread(target=report, name="envctl-restore-progress", daemon=True)
-    reporter.start()
-    try:
-        yield
-    finally:
-        done.set()
-        reporter.join(timeout=every + 10)
+        reporter = threading.Thread(target=report, name="envctl-restore-progress", daemon=True)
+        reporter.start()
+        try:
+            yield
+        finally:
+            done.set()
+            reporter.join(timeout=interval + 10)
 
 
 def _copy_in_progress(connection: Connection) -> str:

