@@ -93,5 +93,5 @@ def test_no_engine_at_the_socket_is_a_clear_error(
         docker_engine(timeout=1)
     assert raised.value.message == (
         f"no Docker engine answers at unix://{tmp_path}/nothing.sock "
-        "([Errno 2] No such file or directory)"
+        "(DOCKER_HOST: no socket there)"
     )
