@@ -136,7 +136,7 @@ def current_context(environ: Mapping[str, str], home: Path) -> Candidate | None:
             label,
             "",
             explicit=True,
-            problem=f"Docker context '{name}' has no docker endpoint in {meta}",
+            problem=f"Docker context '{name}' ({source}) has no docker endpoint in {meta}",
             hint=f"`docker context ls` shows the contexts; `docker context use default`, or "
             f"unset {'DOCKER_CONTEXT' if source == 'DOCKER_CONTEXT' else 'currentContext'}",
         )
@@ -169,7 +169,8 @@ def probe(candidate: Candidate, timeout: float) -> Probe:
     except (EngineUnreachable, EngineError) as exc:
         return Probe(candidate, path is not None, False, str(exc))
     api = str(version.get("ApiVersion", "0"))
-    product = version.get("Components", [{}])[0].get("Name", "Engine") if version else "Engine"
+    product = (version.get("Components") or [{}])[0].get("Name", "Engine")
+    product = "Docker Engine" if product == "Engine" else product  # Podman: "Podman Engine"
     if _version_tuple(api) < MIN_API_VERSION:
         return Probe(
             candidate,
@@ -244,6 +245,8 @@ def unavailable(probes: list[Probe]) -> DockerUnavailableError:
     there = [p for p in probes if p.found or p.candidate.explicit]
     if there:
         first = there[0]
+        if first.candidate.problem:
+            return DockerUnavailableError(first.candidate.problem, hint=first.candidate.hint)
         where = first.candidate.address or first.candidate.source
         return DockerUnavailableError(
             f"no Docker engine answers at {where} ({first.candidate.source}: {first.detail})",
