@@ -275,3 +275,26 @@ def test_a_socket_this_user_may_not_open_names_its_group() -> None:
     assert hint == (
         f"`sudo usermod -aG {group} $USER`, then log in again (the socket belongs to {group})"
     )
+
+
+def test_doctor_says_which_engine_answers_why_and_what_else_was_found(
+    home: Path, tmp_path: Path, docker_client: Any
+) -> None:
+    (tmp_path / ".env.test").write_text("DATABASE_URL=postgresql://u:p@127.0.0.1:1/db\n")
+    desktop = home / ".docker" / "run"
+    desktop.mkdir(parents=True)
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(desktop / "docker.sock"))
+    try:
+        result = envctl(
+            "doctor", "--json", "--env-file", str(tmp_path / ".env.test"), env={**os.environ}
+        )
+    finally:
+        dead.close()
+    checks = {check["name"]: check for check in json.loads(result.stdout)}
+    detail = checks["docker"]["evidence"]
+    assert detail.startswith(
+        f"the Docker engine answers at unix://{REAL_SOCKET} (the default socket; Docker Engine"
+    ), detail
+    assert "chosen because the first in envctl's order that answers" in detail
+    assert f"also found: unix://{desktop}/docker.sock (Docker Desktop): refused" in detail
