@@ -102,21 +102,18 @@ def _sdk_client(candidate: Candidate, timeout: float, version: str) -> Any:
     import docker
 
     seconds = max(int(timeout), 1)
-    if candidate.from_environment:
-        client = docker.from_env(version=version, timeout=seconds)  # DOCKER_TLS_VERIFY & co
-    else:
-        tls: Any = False
-        if candidate.tls is not None:
-            material = candidate.tls
-            pair = (material.cert, material.key) if material.cert and material.key else None
-            tls = docker.tls.TLSConfig(
-                client_cert=pair,
-                ca_cert=material.ca,
-                verify=material.ca if material.verify and material.ca else material.verify,
-            )
-        client = docker.DockerClient(
-            base_url=candidate.address, tls=tls, version=version, timeout=seconds
+    tls: Any = False
+    if candidate.tls is not None:
+        material = candidate.tls
+        pair = (material.cert, material.key) if material.cert and material.key else None
+        tls = docker.tls.TLSConfig(
+            client_cert=pair,
+            ca_cert=material.ca,
+            verify=material.ca if material.verify and material.ca else material.verify,
         )
+    client = docker.DockerClient(
+        base_url=candidate.address, tls=tls, version=version, timeout=seconds
+    )
     if client.api.verify not in (True, False, None):
         # _own_ca: requests lets REQUESTS_CA_BUNDLE (set on many machines) replace the
         # session's own CA file on every request, so the engine's CA would never be asked.

@@ -60,11 +60,6 @@ class Candidate:
     def socket_path(self) -> str | None:
         return self.address.removeprefix("unix://") if self.address.startswith("unix://") else None
 
-    @property
-    def from_environment(self) -> bool:
-        """DOCKER_HOST: the SDK's own from_env reads it, with DOCKER_TLS_VERIFY/CERT_PATH."""
-        return self.source == "DOCKER_HOST"
-
 
 @dataclass(frozen=True)
 class Probe:
@@ -298,13 +293,15 @@ def placement(address: str, bind_host: str, environ: Mapping[str, str] = os.envi
     local_client = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_host, bind_host)
     if remote is None or _is_loopback(bind_host) is False:
         return Placement(bind_host, override or (local_client if remote is None else remote))
+    # The port binds on the address clients are given, when that is an IP (the override's
+    # is meant to be one of the engine host's); a name is resolved elsewhere: every interface.
     client = override or remote
-    if _is_loopback(remote):
-        return Placement(remote, client)
+    if _is_loopback(client):
+        return Placement("127.0.0.1" if client == "localhost" else client, client)
     try:
-        ipaddress.ip_address(remote)
-        bind = remote
-        exposed = f"on {remote}"
+        ipaddress.ip_address(client)
+        bind = client
+        exposed = f"on {client}"
     except ValueError:
         bind = "0.0.0.0"
         exposed = f"on every interface of {remote}"
@@ -353,6 +350,7 @@ def _normalized(address: str) -> str:
 
 
 def _env_tls(environ: Mapping[str, str]) -> Tls | None:
+    """DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, read as the docker CLI and SDK read them."""
     verify = environ.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
     cert_path = environ.get("DOCKER_CERT_PATH")
     if not verify and not cert_path:
