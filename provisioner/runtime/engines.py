@@ -9,7 +9,6 @@ tried (a silent fallback would start the database on another engine than the one
 
 from __future__ import annotations
 
-import grp
 import hashlib
 import ipaddress
 import json
@@ -316,6 +315,8 @@ def placement(address: str, bind_host: str, environ: Mapping[str, str] = os.envi
 
 def socket_group_hint(path: str) -> str:
     """The fix for a socket this user may not open: join its group."""
+    import grp  # POSIX only: envctl and its plugin also load on Windows
+
     try:
         group = grp.getgrgid(os.stat(path).st_gid).gr_name
     except (OSError, KeyError):
