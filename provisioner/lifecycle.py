@@ -243,12 +243,16 @@ def _start(
     if key is not None and not (hit or store):
         mark_used(key)  # seen: the next start of the same key keeps its cluster
     image = pg.resolved_image()
+    place = runtime.placement(pg.host)
+    if place.warning:
+        notify(place.warning)
     ssl = server_ssl(
         mode=pg.ssl.mode,
         client_cert=pg.ssl.client_cert,
         user=pg.user,
         config_dir=runtime.config_dir(record.env_id),
-        extra_hostnames=(NETWORK_ALIAS, f"envctl-{record.env_id}"),
+        # A remote engine's clients verify the certificate against the engine's host.
+        extra_hostnames=(NETWORK_ALIAS, f"envctl-{record.env_id}", place.client_host),
     )
     spec = ServerSpec(
         env_id=record.env_id,
@@ -257,7 +261,7 @@ def _start(
         user=pg.user,
         password=password,
         database=pg.database,
-        bind_host=pg.host,
+        bind_host=place.bind_host,
         port=None if pg.port == "auto" else pg.port,
         settings={**pg.server_settings(), **ssl.settings},
         labels=_labels(record),
@@ -292,7 +296,7 @@ def _start(
         )
     client_files = _write_client_certificates(ssl.certificates, certs_dir)
     connection = Connection(
-        host=_client_host(pg.host),
+        host=place.client_host,
         port=started.port,
         user=pg.user,
         password=password,
@@ -556,11 +560,6 @@ def _labels(record: EnvironmentRecord) -> dict[str, str]:
         f"{LABEL_PREFIX}owner-start": str(record.owner_start or ""),
         f"{LABEL_PREFIX}state-dir": str(env_state_dir(record.env_id)),
     }
-
-
-def _client_host(bind_host: str) -> str:
-    # A server bound to every interface is still reached most simply on loopback.
-    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_host, bind_host)
 
 
 def _claim(profile: Profile, runtime: Runtime, notify: Notify) -> None:

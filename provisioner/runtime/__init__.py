@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from provisioner.runtime.engines import Placement
+
 LABEL_PREFIX = "dev.envctl."
 MANAGED_LABEL = f"{LABEL_PREFIX}managed"
 ENV_LABEL = f"{LABEL_PREFIX}env"
@@ -82,6 +84,10 @@ class Runtime(Protocol):
 
     def config_dir(self, env_id: str) -> str:
         """Where `ServerSpec.files` land, as the server sees the path."""
+        ...
+
+    def placement(self, bind_host: str) -> Placement:
+        """Where the server binds for the profile's `bind_host`, and the address clients use."""
         ...
 
     def start(

@@ -40,6 +40,7 @@ from provisioner.runtime.engine import (
     SdkSession,
     engine_from_env,
 )
+from provisioner.runtime.engines import Candidate, Placement, on_this_machine, placement
 
 F = TypeVar("F", bound=Callable[..., Any])
 # envctl's files for the server (certificates, its key, pg_hba) arrive in FILES_INBOX and the
@@ -53,42 +54,78 @@ SOCKET_DIR = "/var/run/postgresql"
 SERVER_USER = "postgres"
 SERVER_UID = 999  # the official image's postgres user, which our test images copy
 PING_TIMEOUT = 3.0
+MIN_API = "1.25"
 SHM_SIZE = 256 * 1024 * 1024  # Docker's default of 64 MiB is too little for parallel queries
 
 
 def docker_engine(timeout: float = PING_TIMEOUT) -> Engine:
-    """The Docker engine, once it has answered a ping, or DockerUnavailableError."""
-    try:
-        return engine_from_env(timeout)
-    except EngineUnreachable as exc:
-        raise _unavailable(str(exc)) from None
+    """The Docker engine discovery chooses, once it has answered, or DockerUnavailableError."""
+    return engine_from_env(timeout)
 
 
 def docker_client(timeout: float = PING_TIMEOUT) -> Any:
-    """A client of the `docker` SDK that has answered a ping, or DockerUnavailableError."""
-    import docker
+    """A client of the `docker` SDK for the engine discovery chooses (see engines.py), once it
+    has answered a ping, or DockerUnavailableError."""
+    from provisioner.runtime.engines import choose
+
+    return sdk_client(choose(timeout).candidate, timeout)
+
+
+def sdk_client(candidate: Candidate, timeout: float = PING_TIMEOUT) -> Any:
+    """A pinged `docker` SDK client of `candidate`'s engine, or DockerUnavailableError."""
+    try:
+        return sdk_connect(candidate, timeout)
+    except EngineUnreachable as exc:
+        raise _unavailable(candidate, str(exc)) from None
+
+
+def sdk_connect(candidate: Candidate, timeout: float = PING_TIMEOUT) -> Any:
+    """A pinged `docker` SDK client of `candidate`'s engine, or EngineUnreachable (why not)."""
     from docker.errors import DockerException
 
     try:
-        client = docker.from_env(timeout=max(int(timeout), 1))
+        # The engine's API version is asked first with a client that speaks the oldest one
+        # envctl supports, as the SDK's version="auto" would, but after _own_ca below.
+        first = _sdk_client(candidate, timeout, MIN_API)
+        client = _sdk_client(candidate, timeout, first.version(api_version=False)["ApiVersion"])
         client.ping()
-    except (DockerException, OSError) as exc:
+    except (DockerException, OSError, KeyError) as exc:
         import re
 
         detail = re.search(r"\[Errno -?\d+\] [^)\"'\]]+", str(exc))
-        raise _unavailable(detail[0] if detail else first_line(exc)) from None
+        raise EngineUnreachable(detail[0] if detail else first_line(exc)) from None
     client.api.timeout = 120
     return client
 
 
-def _unavailable(detail: str) -> DockerUnavailableError:
-    import os
+def _sdk_client(candidate: Candidate, timeout: float, version: str) -> Any:
+    import docker
 
-    where = os.environ.get("DOCKER_HOST") or "the default socket"
+    seconds = max(int(timeout), 1)
+    tls: Any = False
+    if candidate.tls is not None:
+        material = candidate.tls
+        pair = (material.cert, material.key) if material.cert and material.key else None
+        tls = docker.tls.TLSConfig(
+            client_cert=pair,
+            ca_cert=material.ca,
+            verify=material.ca if material.verify and material.ca else material.verify,
+        )
+    client = docker.DockerClient(
+        base_url=candidate.address, tls=tls, version=version, timeout=seconds
+    )
+    if client.api.verify not in (True, False, None):
+        # _own_ca: requests lets REQUESTS_CA_BUNDLE (set on many machines) replace the
+        # session's own CA file on every request, so the engine's CA would never be asked.
+        client.api.trust_env = False
+    return client
+
+
+def _unavailable(candidate: Candidate, detail: str) -> DockerUnavailableError:
     return DockerUnavailableError(
-        f"no Docker engine answers at {where} ({detail})",
-        hint="start Docker (e.g. `sudo systemctl start docker`), check DOCKER_HOST, "
-        "or use `runtime: native`",
+        f"no Docker engine answers at {candidate.address} ({candidate.source}: {detail})",
+        hint="start Docker (e.g. `sudo systemctl start docker`), check DOCKER_HOST or "
+        "`docker context ls`, or use `runtime: native`",
     )
 
 
@@ -145,7 +182,11 @@ class DockerRuntime(metaclass=_GuardedCalls):
         """The `docker` SDK's client, for what streams: pulls, exec, logs, suite containers."""
         if isinstance(self.engine.transport, SdkSession):
             return self.engine.transport.client
-        return docker_client()
+        return sdk_client(Candidate("the engine in use", self.engine.address))
+
+    def placement(self, bind_host: str) -> Placement:
+        """Where the port binds and clients connect: the engine's host when it is remote."""
+        return placement(self.engine.address, bind_host)
 
     def config_dir(self, env_id: str) -> str:
         return CONFIG_DIR
@@ -161,7 +202,8 @@ class DockerRuntime(metaclass=_GuardedCalls):
         # use the engine, and a commit of a cache entry would keep it in the image.
         password = ServerFile(PASSWORD_FILE, spec.password.encode(), 0o600)
         spec = dataclasses.replace(spec, files=(*spec.files, password))
-        if spec.port is not None:
+        if spec.port is not None and on_this_machine(self.engine.address):
+            # The probe binds here: a remote engine's ports are its host's, not this machine's.
             self._check_port_free(spec.bind_host, spec.port)
         name = container_name(spec.env_id)
         try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -142,8 +141,9 @@ class Engine:
     have been stable since API 1.25.
     """
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, address: str = f"unix://{DEFAULT_SOCKET}") -> None:
         self.transport = transport
+        self.address = address  # where it answers (unix://, tcp://, ssh://): see engines.py
 
     def request(
         self,
@@ -222,18 +222,14 @@ class Engine:
 
 
 def engine_from_env(timeout: float) -> Engine:
-    """The engine DOCKER_HOST names (the local socket when unset), once it has answered a ping.
+    """The engine discovery chooses (engines.py: DOCKER_HOST, the context, the known sockets),
+    once it has answered.
 
-    Raises EngineUnreachable, or DockerUnavailableError for an engine reached through the SDK.
+    Raises DockerUnavailableError saying what was found and why none answered.
     """
-    host = os.environ.get("DOCKER_HOST", "")
-    if (host.startswith("unix://") or not host) and not os.environ.get("DOCKER_TLS_VERIFY"):
-        engine = Engine(UnixSocket(host.removeprefix("unix://") or DEFAULT_SOCKET))
-        engine.ping(timeout)
-        return engine
-    from provisioner.runtime.docker import docker_client
+    from provisioner.runtime.engines import choose, connect
 
-    return Engine(SdkSession(docker_client(timeout)))
+    return connect(choose(timeout).candidate, timeout)
 
 
 def _quote(name: str) -> str:

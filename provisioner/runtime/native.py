@@ -52,6 +52,7 @@ from provisioner.runtime import (
     StartedServer,
 )
 from provisioner.runtime.binaries import BIN_VARIABLE, Install, find_install
+from provisioner.runtime.engines import Placement
 from provisioner.state import (
     all_env_ids,
     env_state_dir,
@@ -149,6 +150,10 @@ class NativeRuntime:
 
     def config_dir(self, env_id: str) -> str:
         return str(Layout(private_folder(env_id)).config)
+
+    def placement(self, bind_host: str) -> Placement:
+        """On this machine: the profile's address, reached on loopback when it is a wildcard."""
+        return Placement(bind_host, {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_host, bind_host))
 
     def start(
         self, spec: ServerSpec, meanwhile: Callable[[], object] | None = None

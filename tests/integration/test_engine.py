@@ -92,6 +92,5 @@ def test_no_engine_at_the_socket_is_a_clear_error(
     with pytest.raises(DockerUnavailableError) as raised:
         docker_engine(timeout=1)
     assert raised.value.message == (
-        f"no Docker engine answers at unix://{tmp_path}/nothing.sock "
-        "([Errno 2] No such file or directory)"
+        f"no Docker engine answers at unix://{tmp_path}/nothing.sock (DOCKER_HOST: no socket there)"
     )
