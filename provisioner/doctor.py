@@ -534,16 +534,18 @@ def client_views(values: Mapping[str, str], presets: Iterable[str] | None) -> li
             kinds = [k for k in kinds if k != "libpq-env"]
     else:
         presets = list(presets)
-        # Where two presets write one variable the later one's value is in the file: only
-        # its clients read what was written (url then prisma: DATABASE_URL is Prisma's).
-        writer = {name: preset for preset in presets for name in PRESETS.get(preset, {})}
+        # Where two presets write one variable differently the later one's value is in the
+        # file: the earlier preset's clients no longer read theirs (url then prisma:
+        # DATABASE_URL is Prisma's). The same template written twice keeps both.
+        written = {name: template for p in presets for name, template in PRESETS.get(p, {}).items()}
         kinds = []
         for preset in presets:
+            own = PRESETS.get(preset, {})
             kinds += [
                 kind
                 for kind in PRESET_VIEWS.get(preset, ())
                 if kind not in kinds
-                and all(writer.get(name, preset) == preset for name in _VIEW_NEEDS[kind])
+                and all(written[name] == own[name] for name in _VIEW_NEEDS[kind] if name in own)
             ]
     return [
         _VIEWS[kind](values)

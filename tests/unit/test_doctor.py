@@ -282,3 +282,24 @@ def test_two_presets_writing_one_variable_are_read_by_the_later_ones_clients() -
         "medusa",
         "prisma-url",
     ]
+
+
+def test_presets_writing_one_variable_alike_keep_every_client() -> None:
+    # medusa writes PGSSLMODE as libpq does; spring and jdbc share one view.
+    values = {
+        "DATABASE_URL": "postgresql://u:p@127.0.0.1:5432/test?sslmode=disable",
+        "PGHOST": "127.0.0.1",
+        "PGPORT": "5432",
+        "PGUSER": "u",
+        "PGPASSWORD": "p",
+        "PGDATABASE": "test",
+        "PGSSLMODE": "disable",
+        "DB_HOST": "127.0.0.1",
+        "DB_PORT": "5432",
+        "DB_USERNAME": "u",
+        "DB_PASSWORD": "p",
+        "SPRING_DATASOURCE_URL": "jdbc:postgresql://127.0.0.1:5432/test?sslmode=disable",
+    }
+    kinds = [view.kind for view in client_views(values, ["url", "libpq", "medusa"])]
+    assert kinds == ["libpq-url", "libpq-env", "medusa", "node-url"]
+    assert [view.kind for view in client_views(values, ["spring", "jdbc"])] == ["jdbc"]
