@@ -232,7 +232,8 @@ def _start(
     notify: Notify,
     password: str,
 ) -> Environment:
-    if profile.postgres.host not in ("127.0.0.1", "::1"):
+    exposed = profile.postgres.host not in ("127.0.0.1", "::1")
+    if exposed:
         notify(
             f"warning: postgres.host {profile.postgres.host} exposes the database beyond this "
             "machine's loopback; use 127.0.0.1 unless other hosts must reach it"
@@ -246,6 +247,11 @@ def _start(
     place = runtime.placement(pg.host)
     if place.warning:
         notify(place.warning)
+    if (exposed or place.warning) and profile.postgres.password is not None:
+        notify(
+            "warning: postgres.password is set in the profile, so whoever reads the profile "
+            "can log in to this exposed port; remove the key for a random password"
+        )
     ssl = server_ssl(
         mode=pg.ssl.mode,
         client_cert=pg.ssl.client_cert,

@@ -40,7 +40,13 @@ from provisioner.runtime.engine import (
     SdkSession,
     engine_from_env,
 )
-from provisioner.runtime.engines import Candidate, Placement, on_this_machine, placement
+from provisioner.runtime.engines import (
+    MIN_API_VERSION,
+    Candidate,
+    Placement,
+    on_this_machine,
+    placement,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 # envctl's files for the server (certificates, its key, pg_hba) arrive in FILES_INBOX and the
@@ -54,7 +60,6 @@ SOCKET_DIR = "/var/run/postgresql"
 SERVER_USER = "postgres"
 SERVER_UID = 999  # the official image's postgres user, which our test images copy
 PING_TIMEOUT = 3.0
-MIN_API = "1.25"
 SHM_SIZE = 256 * 1024 * 1024  # Docker's default of 64 MiB is too little for parallel queries
 
 
@@ -86,7 +91,7 @@ def sdk_connect(candidate: Candidate, timeout: float = PING_TIMEOUT) -> Any:
     try:
         # The engine's API version is asked first with a client that speaks the oldest one
         # envctl supports, as the SDK's version="auto" would, but after _own_ca below.
-        first = _sdk_client(candidate, timeout, MIN_API)
+        first = _sdk_client(candidate, timeout, ".".join(map(str, MIN_API_VERSION)))
         client = _sdk_client(candidate, timeout, first.version(api_version=False)["ApiVersion"])
         client.ping()
     except (DockerException, OSError, KeyError) as exc:

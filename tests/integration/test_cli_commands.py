@@ -109,6 +109,19 @@ def test_the_port_binds_to_loopback_and_a_wider_bind_is_warned_about(
     result = envctl("run", str(wide), "--", "true")
     assert result.returncode == 0, result.stderr
     assert "warning: postgres.host 0.0.0.0 exposes the database" in result.stderr
+    assert "postgres.password is set" not in result.stderr  # a random one: nothing to add
+    (tmp_path / "c").mkdir()
+    fixed = write_profile(
+        tmp_path / "c",
+        "name: fixed\npostgres:\n  version: '15'\n  host: 0.0.0.0\n  password: s3cret-known\n",
+    )
+    result = envctl("run", str(fixed), "--", "true")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "warning: postgres.password is set in the profile, so whoever reads the profile can log "
+        "in to this exposed port; remove the key for a random password" in result.stderr
+    )
+    assert "s3cret-known" not in result.stderr
 
 
 def test_the_quickstart_runs_without_docker_on_the_pip_installed_postgres(
