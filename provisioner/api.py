@@ -26,7 +26,13 @@ from provisioner.errors import InfrastructureError, UsageError, first_line
 from provisioner.lifecycle import Environment
 from provisioner.lifecycle import environment as run_environment
 from provisioner.lifecycle import reset as reset_environment
-from provisioner.postgres.seed import clone_database, drop_database, template_name
+from provisioner.postgres.seed import (
+    clone_database,
+    drop_database,
+    is_clone,
+    list_clones,
+    template_name,
+)
 from provisioner.profile import Profile, load_profile
 
 MAX_NAME = 63  # Postgres truncates longer identifiers
@@ -112,6 +118,26 @@ class RunningEnvironment:
         """Drop database `name` (a clone), ending its connections first."""
         self._check_name(name)
         _database_call(lambda: drop_database(self.connection, name))
+
+    def clones(self) -> list[tuple[str, int]]:
+        """The clones on this server (made by `clone`, tagged as such), with sizes in bytes."""
+        return _database_call(lambda: list_clones(self.connection))
+
+    def drop_clone(self, name: str) -> None:
+        """Drop `name` only if it is a clone envctl made: never the user's own databases."""
+        self._check_name(name)
+        found = _database_call(lambda: is_clone(self.connection, name))
+        if found is None:
+            raise UsageError(
+                f"there is no database '{name}' on this server",
+                hint="`envctl db list PROFILE` names the clones",
+            )
+        if not found:
+            raise UsageError(
+                f"'{name}' is not a clone envctl made: it is left alone",
+                hint="envctl drops only databases it cloned (`envctl db list PROFILE`)",
+            )
+        self.drop(name)
 
     def _check_name(self, name: str) -> None:
         if not name or len(name.encode()) > MAX_NAME or "\x00" in name:

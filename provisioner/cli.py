@@ -23,6 +23,7 @@ from provisioner.errors import (
 )
 
 if TYPE_CHECKING:
+    from provisioner.api import RunningEnvironment
     from provisioner.lifecycle import Environment
     from provisioner.postgres.dumpfile import DumpInfo
 
@@ -179,14 +180,19 @@ def down(
 def _running(target: Path) -> Environment:
     """The running environment of a profile, or of a backup started with `envctl repro` (as
     `down` takes them)."""
+    return _running_with_profile(target).environment
+
+
+def _running_with_profile(target: Path) -> RunningEnvironment:
+    from provisioner.api import RunningEnvironment
     from provisioner.errors import NotRunningError, ProfileError
     from provisioner.lifecycle import find, repro_profile, require_running
     from provisioner.profile import load_profile
 
     backup = repro_profile(target) if target.exists() else None
     found = find(backup) if backup is not None else None
-    if found is not None:
-        return found
+    if backup is not None and found is not None:
+        return RunningEnvironment(backup, found)
     try:
         profile = load_profile(target)
     except ProfileError:
@@ -195,7 +201,7 @@ def _running(target: Path) -> Environment:
         raise NotRunningError(
             f"no environment for {target} is up", hint=f"start it with `envctl repro {target}`"
         ) from None
-    return require_running(profile)
+    return RunningEnvironment(profile, require_running(profile))
 
 
 def _env_id_of(target: str) -> str:
@@ -654,6 +660,75 @@ def repro(
         with deferred_signals():
             result = run_suite(argv, cwd=Path.cwd(), env=env.env)
         raise typer.Exit(result.exit_code)
+
+
+db_app = typer.Typer(
+    help="Databases cloned from a running environment's seeded template: one per worker or test.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+CloneName = Annotated[str, typer.Argument(help="The clone's database name, e.g. worker_1.")]
+
+
+@db_app.command("new")
+@reports_errors
+def db_new(
+    profile: ProfileArg,
+    name: CloneName,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="dotenv, json or shell (export lines).")
+    ] = "dotenv",
+    show_password: ShowPassword = False,
+) -> None:
+    """Clone the seeded template into database NAME; print the variables that reach it."""
+    from provisioner.envfile import format_env
+
+    if fmt not in ("dotenv", "json", "shell"):
+        raise UsageError(f"unknown format '{fmt}'", hint="use dotenv, json or shell")
+    running = _running_with_profile(profile)
+    clone = running.clone_database(name)
+    variables = clone.env if show_password else _masked(clone.env, running.password)
+    typer.echo(format_env(variables, fmt), nl=False)
+    say(f"cloned the seeded template into {name}")
+
+
+@db_app.command("drop")
+@reports_errors
+def db_drop(
+    profile: ProfileArg,
+    names: Annotated[list[str], typer.Argument(help="Clones to drop (`--all`: every one).")] = [],  # noqa: B006
+    every: Annotated[bool, typer.Option("--all", help="Drop every clone.")] = False,
+) -> None:
+    """Drop clones made by `envctl db new` (or the pytest plugin); nothing else."""
+    running = _running_with_profile(profile)
+    if every == bool(names):
+        raise UsageError(
+            "name the clones to drop, or pass --all", hint="`envctl db list` names them"
+        )
+    targets = [name for name, _ in running.clones()] if every else names
+    for name in targets:
+        running.drop_clone(name)
+        say(f"dropped {name}")
+    if not targets:
+        say("no clones to drop")
+
+
+@db_app.command("list")
+@reports_errors
+def db_list(
+    profile: ProfileArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """List the clones of a running environment, with their sizes."""
+    running = _running_with_profile(profile)
+    clones = running.clones()
+    if as_json:
+        typer.echo(json.dumps([{"name": n, "bytes": b} for n, b in clones], indent=2))
+        return
+    for name, size in clones:
+        typer.echo(f"{name}\t{size / 1024 / 1024:.1f} MB")
+    if not clones:
+        say("no clones: `envctl db new PROFILE NAME` makes one")
 
 
 cache_app = typer.Typer(help="The cache of initialized and seeded clusters.", no_args_is_help=True)

@@ -33,6 +33,7 @@ from provisioner.runtime import ExecResult, Runtime
 log = logging.getLogger(__name__)
 Notify = Callable[[str], None]
 MAINTENANCE_DB = "postgres"
+CLONE_COMMENT = "envctl clone"  # COMMENT ON DATABASE of every clone: how clones are known
 _PSQL_ERROR = re.compile(r"^psql:(?P<file>[^:]+):(?P<line>\d+): (?P<message>.*)$", re.M)
 _OWNER_TO = re.compile(r"\bOWNER\s+TO\s+(\"(?:[^\"]|\"\")+\"|[A-Za-z_][\w$]*)", re.I)
 # TOC entries every new database already has, which pg_dump before 11 (and pg_dump of a
@@ -695,7 +696,34 @@ def clone_database(connection: Connection, name: str) -> Connection:
                 sql.Identifier(name), sql.Identifier(template), sql.SQL(_strategy(conn))
             )
         )
+        # The tag `envctl db list` and `envctl db drop` know clones by: nothing else is theirs.
+        conn.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(name), sql.Literal(CLONE_COMMENT)
+            )
+        )
     return connection.with_database(name)
+
+
+def list_clones(connection: Connection) -> list[tuple[str, int]]:
+    """The databases cloned from the template (by their tag), with their sizes in bytes."""
+    with _admin(connection) as conn:
+        rows = conn.execute(
+            "SELECT datname, pg_database_size(oid) FROM pg_database"
+            " WHERE shobj_description(oid, 'pg_database') = %s ORDER BY datname",
+            [CLONE_COMMENT],
+        ).fetchall()
+    return [(str(name), int(size)) for name, size in rows]
+
+
+def is_clone(connection: Connection, name: str) -> bool | None:
+    """Whether database `name` is a clone envctl made; None when no such database exists."""
+    with _admin(connection) as conn:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            [name],
+        ).fetchone()
+    return None if row is None else row[0] == CLONE_COMMENT
 
 
 def drop_database(connection: Connection, name: str) -> None:
