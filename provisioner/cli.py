@@ -479,6 +479,13 @@ def run(
     report_json: Annotated[
         Path | None, typer.Option("--report-json", help="Write every run and test as JSON.")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Clone a database per test worker (1 to 64); the suite gets ENVCTL_WORKERS_FILE.",
+        ),
+    ] = None,
     runtime: RuntimeOption = None,
     postgres_version: VersionOption = None,
 ) -> None:
@@ -517,6 +524,7 @@ def run(
             runtime_override=runtime,
             notify=say,
             on_run=on_run,
+            workers=workers,
         )
     if report_json is not None:  # first: a report is never lost to what printing does
         write_json(report, report_json, str(profile))

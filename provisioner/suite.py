@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from provisioner import github
-from provisioner.connection import hide_secrets, password_forms
+from provisioner.connection import Connection, hide_secrets, password_forms
 from provisioner.envfile import render_env
 from provisioner.errors import UsageError
 from provisioner.lifecycle import (
@@ -32,6 +33,14 @@ from provisioner.runner import (
     run_suite,
 )
 from provisioner.runtime.select import runtime_named, wanted_runtime
+from provisioner.state import env_state_dir
+from provisioner.workers import (
+    FILE_VARIABLE,
+    check_count,
+    make_databases,
+    worker_names,
+    write_files,
+)
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str], None]
@@ -53,8 +62,14 @@ def run_profile(
     runtime_override: str | None = None,
     notify: Notify = log.info,
     on_run: Callable[[RunRecord], None] = lambda record: None,
+    workers: int | None = None,
 ) -> RunReport:
-    """Bring the environment up, run `argv` `repeat` times against it, tear it down."""
+    """Bring the environment up, run `argv` `repeat` times against it, tear it down.
+
+    `workers`: clone a database per test worker first (see provisioner.workers).
+    """
+    if workers is not None:
+        check_count(workers)
     if repeat is not None and not 1 <= repeat <= MAX_REPEAT:
         raise UsageError(
             f"--repeat {repeat}: run the suite 1 to {MAX_REPEAT} times",
@@ -72,6 +87,10 @@ def run_profile(
         check_command(argv, profile.workdir)
     times = repeat or profile.test.repeat
     with environment(profile, notify=notify, keep=keep, runtime_override=runtime_override) as env:
+        names = worker_names(env.database, workers) if workers else []
+        extra = _worker_databases(profile, env, names, inside=container is not None)
+        if names:
+            notify(f"cloned {len(names)} worker databases: {names[0]} ... {names[-1]}")
 
         def execute() -> SuiteResult:
             notify(f"running: {' '.join(argv)}" + (" (in a container)" if container else ""))
@@ -79,16 +98,22 @@ def run_profile(
                 return run_suite(
                     argv,
                     cwd=profile.workdir,
-                    env={**env.env, **profile.test.env},
+                    env={**env.env, **extra, **profile.test.env},
                     timeout=profile.test.timeout,
                     on_start=lambda pgid: record_suite_group(env.env_id, pgid),
                 )
-            return _run_in_container(profile, env, argv)
+            return _run_in_container(profile, env, argv, extra)
+
+        def reset_all() -> float:
+            started = time.monotonic()
+            reset(env)
+            make_databases(env.connection, names)
+            return time.monotonic() - started
 
         report = run_repeated(
             execute,
             repeat=times,
-            reset=(lambda: reset(env)) if times > 1 else None,
+            reset=reset_all if times > 1 else None,
             junit=profile.test.junit,
             workdir=profile.workdir,
             on_run=on_run,
@@ -132,9 +157,26 @@ def _show_server_log(text: str, notify: Notify) -> None:
             notify("the database server's last log lines:\n" + indent_log("\n".join(excerpt.tail)))
 
 
-def _run_in_container(profile: Profile, env: Environment, argv: Sequence[str]) -> SuiteResult:
-    import time
+def _worker_databases(
+    profile: Profile, env: Environment, names: list[str], *, inside: bool
+) -> dict[str, str]:
+    """Clone the workers' databases; the variables that tell the suite where they are."""
+    if not names:
+        return {}
+    make_databases(env.connection, names)
+    server = env.connection
+    if inside:
+        server = dataclasses.replace(server, host=NETWORK_ALIAS, port=SERVER_PORT_IN_NETWORK)
 
+    def render(connection: Connection) -> dict[str, str]:
+        return render_env(connection, profile.env.preset, profile.env.vars, profile.postgres.roles)
+
+    return write_files(env_state_dir(env.env_id) / "workers", names, server, render)
+
+
+def _run_in_container(
+    profile: Profile, env: Environment, argv: Sequence[str], extra: dict[str, str]
+) -> SuiteResult:
     from provisioner.runtime.docker import DockerRuntime
 
     container = profile.test.container
@@ -143,7 +185,10 @@ def _run_in_container(profile: Profile, env: Environment, argv: Sequence[str]) -
     certs = env.connection.sslrootcert
     if certs is not None:
         mounts[certs.parent] = str(certs.parent)  # same paths inside as in the variables
-    variables = {**network_variables(profile, env), **profile.test.env, **container.env}
+    if FILE_VARIABLE in extra:
+        folder = Path(extra[FILE_VARIABLE]).parent
+        mounts[folder] = str(folder)  # the workers' file and setup files, at the same paths
+    variables = {**network_variables(profile, env), **extra, **profile.test.env, **container.env}
     started = time.monotonic()
     code = DockerRuntime().run_suite_container(
         env.env_id,

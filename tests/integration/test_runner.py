@@ -182,3 +182,26 @@ def test_bracketed_names_and_a_run_without_junit_results_are_reported_as_they_ar
     assert outcomes[other] == ["passed", "missing", "passed"]
     assert [run["reported"] for run in report["runs"]] == [True, False, True]
     assert leftovers(docker, tmp_path) == []
+
+
+def test_a_suite_in_a_container_gets_worker_databases_it_reaches_by_the_alias(
+    tmp_path: Path, docker: Any, test_images: dict[int, str]
+) -> None:
+    check = (
+        'cp "$ENVCTL_WORKERS_FILE" workers.json && cat "$ENVCTL_WORKER_SETUP" > setup.cjs && '
+        'PGDATABASE=test_w2 psql -tAc "SELECT current_database()" > result.txt'
+    )
+    profile = write_profile(
+        tmp_path,
+        "name: incontainer\npostgres:\n  version: '15'\n"
+        f"test:\n  container:\n    image: {test_images[15]}\n"
+        f"  command: [sh, -c, {json.dumps(check)}]\n",
+    )
+    result = envctl("run", str(profile), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "result.txt").read_text().strip() == "test_w2"
+    workers = json.loads((tmp_path / "workers.json").read_text())
+    assert workers["2"]["PGHOST"] == "postgres" and workers["2"]["PGPORT"] == "5432"
+    assert "@postgres:5432/test_w2?" in workers["2"]["DATABASE_URL"]
+    assert "JEST_WORKER_ID" in (tmp_path / "setup.cjs").read_text()
+    assert leftovers(docker, tmp_path) == []

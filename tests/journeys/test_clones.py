@@ -97,3 +97,29 @@ def test_clones_per_worker_are_isolated_listed_and_dropped_and_nothing_else(
     gone = journey.envctl("db", "list", "envctl.yaml")
     assert gone.returncode != 0 and "envctl up" in gone.stderr, gone.stderr
     no_traceback(gone)
+
+
+SUITE = """\
+import json, os, psycopg
+workers = json.load(open(os.environ["ENVCTL_WORKERS_FILE"]))
+assert sorted(workers) == ["1", "2", "3"], workers
+for worker, variables in workers.items():
+    with psycopg.connect(variables["DATABASE_URL"], autocommit=True) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM items").fetchone()
+        assert count == 2, (worker, count)  # the seed: a repeat starts from it again
+        conn.execute("INSERT INTO items VALUES (10 + %s)", [int(worker)])
+print("workers ok")
+"""
+
+
+def test_run_with_workers_gives_every_repeat_fresh_worker_databases(journey: Journey) -> None:
+    (journey.workdir / "envctl.yaml").write_text(PROFILE)
+    (journey.workdir / "seed.sql").write_text(SEED)
+    (journey.workdir / "suite.py").write_text(SUITE)
+    run = journey.envctl(
+        "run", "envctl.yaml", "--workers", "3", "--repeat", "2", "--", "python", "suite.py"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (run.stdout + run.stderr).count("workers ok") == 2
+    assert "cloned 3 worker databases: test_w1 ... test_w3" in run.stderr
+    assert "run 2: suite passed" in run.stderr
