@@ -156,3 +156,41 @@ def test_a_bad_worker_count_is_refused_before_anything_starts(journey: Journey) 
         assert f"--workers {count}: give 1 to 64 workers" in run.stderr
         no_traceback(run)
     assert not (journey.workdir / ".env.test").exists()
+
+
+def _readme_xdist_conftest() -> str:
+    """The README's pytest-xdist recipe, as a user copies it into conftest.py."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    return readme.split("pytest-xdist: the plugin's")[1].split("```python\n")[1].split("```")[0]
+
+
+XDIST_TEST = """\
+import json, os, time, psycopg
+
+def test_own_database_INDEX():
+    me = os.environ["PYTEST_XDIST_WORKER"]
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("INSERT INTO seen (worker) VALUES (%s)", [me])
+        time.sleep(1.5)
+        db, workers = conn.execute(
+            "SELECT current_database(), array_agg(DISTINCT worker) FROM seen"
+        ).fetchone()
+    with open("results.jsonl", "a") as out:
+        out.write(json.dumps({"me": me, "db": db}) + "\\n")
+    assert workers == [me]
+"""
+
+
+def test_the_readmes_xdist_recipe_gives_each_worker_its_own_database(journey: Journey) -> None:
+    work = journey.workdir
+    (work / "envctl.yaml").write_text(PROFILE)
+    (work / "seed.sql").write_text(SEED)
+    (work / "conftest.py").write_text(_readme_xdist_conftest())
+    for index in range(1, 5):
+        (work / f"test_{index}.py").write_text(XDIST_TEST.replace("INDEX", str(index)))
+    run = journey.envctl(
+        "run", "envctl.yaml", "--workers", "2", "--", "pytest", "-n", "2", "-p", "no:cacheprovider"
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = [json.loads(line) for line in (work / "results.jsonl").read_text().splitlines()]
+    assert {row["me"]: row["db"] for row in results} == {"gw0": "shop_w1", "gw1": "shop_w2"}
