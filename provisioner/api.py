@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,8 +45,8 @@ class ClonedDatabase:
     """A database copied from the seeded template, and the variables that point at it."""
 
     name: str
-    url: str
-    env: dict[str, str]
+    url: str = field(repr=False)  # they hold the password; pytest prints a failed test's
+    env: dict[str, str] = field(repr=False)  # fixtures in its traceback
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import contextlib
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -29,7 +29,7 @@ class Connection:
     host: str
     port: int
     user: str
-    password: str
+    password: str = field(repr=False)  # a failing test's traceback shows its fixtures' reprs
     database: str
     sslmode: str = "disable"
     sslrootcert: Path | None = None

@@ -87,7 +87,7 @@ class Environment:
     name: str
     runtime: str
     connection: Connection
-    variables: dict[str, str]
+    variables: dict[str, str] = field(repr=False)  # they hold the password
     env_file: Path | None
     mode: str
     owner_pid: int

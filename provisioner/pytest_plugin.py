@@ -46,8 +46,12 @@ if TYPE_CHECKING:
 PROFILE_OPTION = "envctl_profile"
 WORKER_INPUT_RUN = "envctl_run"
 WORKER_INPUT_OWNER = "envctl_owner_pid"
+MAX_KEPT_NAME = 60  # a number may follow, within Postgres's 63
 CLONE_PREFIX = "t"
+KEPT_PREFIX = "failed"
+KEEP_FAILED_OPTION = "envctl_keep_failed"
 _RUN_KEY = pytest.StashKey["_Run"]()
+_REPORTS_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
 @dataclass
@@ -69,6 +73,10 @@ class _Run:
     def clone_prefix(self) -> str:
         return f"{CLONE_PREFIX}_{self.run_id}_"
 
+    @property
+    def kept_prefix(self) -> str:
+        return f"{KEPT_PREFIX}_{self.run_id}_"
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("envctl", "disposable Postgres from an envctl profile")
@@ -79,9 +87,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="the envctl profile the envctl_env and envctl_db fixtures use",
     )
+    group.addoption(
+        "--envctl-keep-failed",
+        dest=KEEP_FAILED_OPTION,
+        action="store_true",
+        default=False,
+        help="keep a failed test's envctl_db database (and the environment) to look at",
+    )
     parser.addini(
         PROFILE_OPTION, "the envctl profile (relative to the ini file) for envctl_env/envctl_db"
     )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember each phase's report on the item: envctl_db keeps a failed test's database."""
+    report = yield
+    item.stash.setdefault(_REPORTS_KEY, {})[report.when] = report
+    return report
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -159,8 +182,81 @@ def envctl_db(
     try:
         yield database
     finally:
+        reports = request.node.stash.get(_REPORTS_KEY, {})
+        failed = any(report.failed for report in reports.values())
         with _reported():
-            envctl_env.drop(name)
+            if failed and request.config.getoption(KEEP_FAILED_OPTION):
+                _keep(envctl_env, name, f"{run.kept_prefix}{request.node.name}")
+            else:
+                envctl_env.drop(name)
+
+
+def _keep(env: RunningEnvironment, name: str, wanted: str) -> None:
+    """Rename a failed test's clone to a name that says so; the run leaves it in place."""
+    import re
+
+    from psycopg import sql
+
+    from provisioner.postgres.seed import admin_connection
+
+    kept = re.sub(r"[^a-z0-9_]+", "_", wanted.lower())[:MAX_KEPT_NAME].rstrip("_")
+    with admin_connection(env.connection) as conn:
+        # A name taken by an earlier test of the same name gets a number.
+        taken = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        final = next(
+            candidate
+            for candidate in itertools.chain([kept], (f"{kept}_{n}" for n in itertools.count(2)))
+            if candidate not in taken
+        )
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+        )
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(name), sql.Identifier(final)
+            )
+        )
+
+
+def _kept_databases(env_id: str, prefix: str) -> list[str]:
+    """The failed tests' databases this run kept, as their URLs (password masked)."""
+    from provisioner.connection import hide_secrets, password_forms
+    from provisioner.lifecycle import Environment
+    from provisioner.postgres.seed import list_clones
+    from provisioner.state import load_record
+
+    record = load_record(env_id)
+    if record is None or not record.connection:
+        return []
+    connection = Environment.from_record(record).connection
+    import psycopg
+
+    try:
+        names = [name for name, _ in list_clones(connection) if name.startswith(prefix)]
+    except psycopg.Error:  # the server is gone: nothing was kept
+        return []
+    forms = password_forms(connection.password)
+    return [hide_secrets(connection.with_database(name).url, forms) for name in names]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    run = config.stash.get(_RUN_KEY, None)
+    if run is None or not run.is_controller or not config.getoption(KEEP_FAILED_OPTION):
+        return
+    from provisioner.profile import load_profile
+
+    with contextlib.suppress(EnvctlError):
+        env_id = load_profile(run.profile_path).env_id
+        kept = _kept_databases(env_id, run.kept_prefix)
+        if not kept:
+            return
+        terminalreporter.section("envctl kept the databases of failed tests")
+        for url in kept:
+            terminalreporter.write_line(url)
+        terminalreporter.write_line(
+            f"the environment stays up: `envctl env {run.profile_path} --show-password` gives "
+            f"the password, `envctl down {run.profile_path}` removes it all"
+        )
 
 
 def _profile_path(config: pytest.Config) -> Path | None:
@@ -242,7 +338,10 @@ def _release(run: _Run) -> None:
             return
         heir = _heir(folder, env_id)
         if heir is None:
-            down(env_id)
+            if _kept_databases(env_id, run.kept_prefix):  # --envctl-keep-failed kept some
+                _drop_clones(env_id, run.clone_prefix)
+            else:
+                down(env_id)
             return
         # Another run still uses it: that run's controller now owns it and removes it later.
         _drop_clones(env_id, run.clone_prefix)

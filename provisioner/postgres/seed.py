@@ -752,6 +752,11 @@ def _drop_database(conn: Any, name: str) -> None:
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
+def admin_connection(connection: Connection) -> Any:
+    """An autocommit connection to the server's maintenance database, as `connection`'s user."""
+    return _admin(connection)
+
+
 def _admin(connection: Connection, database: str = MAINTENANCE_DB, unlogged: bool = False) -> Any:
     import psycopg
 

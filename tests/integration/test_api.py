@@ -6,6 +6,7 @@ folder and run by pytest in a subprocess, serially, with pytest-xdist, and inter
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -20,9 +21,9 @@ import pytest
 
 import provisioner
 from provisioner.errors import ProfileError, UsageError
-from provisioner.lifecycle import down, up
+from provisioner.lifecycle import down, find, up
 from provisioner.profile import load_profile
-from tests.conftest import ROOT, leftovers, write_profile
+from tests.conftest import ROOT, envctl, leftovers, write_profile
 
 SAMPLE = ROOT / "tests" / "sample_project"
 SEEDED = """\
@@ -261,3 +262,53 @@ def test_without_a_profile_the_plugin_does_nothing(tmp_path: Path) -> None:
     result = run_sample(tmp_path, "-q")
     assert "1 failed, 1 passed" in result.stdout or "1 passed, 1 error" in result.stdout
     assert "no profile configured: pass --envctl-profile PATH" in result.stdout
+
+
+KEEP_FAILED = """\
+import psycopg
+
+def test_passes(envctl_db):
+    with psycopg.connect(envctl_db.url) as conn:
+        conn.execute("INSERT INTO items (name) VALUES ('passing')")
+
+def test_breaks[WHERE](envctl_db):
+    with psycopg.connect(envctl_db.url) as conn:
+        conn.execute("INSERT INTO items (name) VALUES ('evidence')")
+    assert False, "the bug"
+"""
+
+
+@pytest.mark.parametrize("workers", [None, "2"], ids=["serial", "xdist"])
+def test_keep_failed_keeps_the_failed_tests_database_and_the_environment(
+    sample: Path, docker: Any, private_state: Path, workers: str | None
+) -> None:
+    (sample / "test_items.py").unlink()
+    (sample / "test_keep.py").write_text(KEEP_FAILED.replace("[WHERE]", ""))
+    args = ["--envctl-profile", "envctl.yaml", "-q", "--envctl-keep-failed"]
+    result = run_sample(sample, *args, *(["-n", workers] if workers else []))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "envctl kept the databases of failed tests" in result.stdout, result.stdout
+    profile = load_profile(sample / "envctl.yaml")
+    env = find(profile)
+    assert env is not None  # kept up, for the kept database
+    try:
+        assert env.password not in result.stdout
+        with psycopg.connect(env.connection.with_database("postgres").url) as conn:
+            names = [row[0] for row in conn.execute("SELECT datname FROM pg_database")]
+        kept = [name for name in names if name.startswith("failed_")]
+        assert len(kept) == 1 and kept[0].endswith("_test_breaks"), names
+        assert f"/{kept[0]}?" in result.stdout
+        assert not [name for name in names if name.startswith("t_")]  # the passing test's: gone
+        with psycopg.connect(env.connection.with_database(kept[0]).url) as conn:
+            rows = conn.execute("SELECT name FROM items ORDER BY id").fetchall()
+        assert rows[-1] == ("evidence",)  # what the failed test left, to look at
+        # `envctl db` sees it as a clone; `down` removes it all.
+        listed = envctl("db", "list", str(sample / "envctl.yaml"), "--json")
+        assert [clone["name"] for clone in json.loads(listed.stdout)] == kept
+    finally:
+        down(env.env_id)
+    assert not leftovers(docker, private_state)
+    # Without the option a failed test's database goes with the environment.
+    again = run_sample(sample, "--envctl-profile", "envctl.yaml", "-q")
+    assert again.returncode == 1 and "envctl kept" not in again.stdout
+    assert find(profile) is None and not leftovers(docker, private_state)

@@ -40,3 +40,13 @@ def test_the_workers_file_is_private_and_maps_each_id_to_its_database(tmp_path: 
     assert suite["ENVCTL_WORKERS"] == "2"
     assert "JEST_WORKER_ID" in Path(suite["ENVCTL_WORKER_SETUP"]).read_text()
     assert "import { readFileSync }" in Path(suite["ENVCTL_WORKER_SETUP_ESM"]).read_text()
+
+
+def test_reprs_of_connections_and_clones_hold_no_password() -> None:
+    # pytest prints a failed test's fixtures (envctl_db, envctl_env) in its traceback.
+    from provisioner.api import ClonedDatabase
+
+    connection = Connection("127.0.0.1", 5432, "postgres", "pw-in-repr", "shop")
+    clone = ClonedDatabase("t_1", connection.url, {"PGPASSWORD": "pw-in-repr"})
+    assert "pw-in-repr" not in repr(connection) + repr(clone)
+    assert "t_1" in repr(clone) and "5432" in repr(connection)
