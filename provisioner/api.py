@@ -26,7 +26,7 @@ from provisioner.errors import InfrastructureError, UsageError, first_line
 from provisioner.lifecycle import Environment
 from provisioner.lifecycle import environment as run_environment
 from provisioner.lifecycle import reset as reset_environment
-from provisioner.postgres.seed import (
+from provisioner.postgres.databases import (
     clone_database,
     drop_database,
     is_clone,

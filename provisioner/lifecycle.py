@@ -347,7 +347,7 @@ def _start(
                 notify,
                 on_start=lambda pgid: record_suite_group(record.env_id, pgid),
             )
-        from provisioner.postgres.seed import make_template
+        from provisioner.postgres.databases import make_template
 
         make_template(connection)  # what reset, clones and --repeat go back to
     if store:
@@ -693,7 +693,7 @@ def require_running(profile: Profile) -> Environment:
 
 def reset(env: Environment) -> float:
     """Put the working database back to its seeded state; return the seconds it took."""
-    from provisioner.postgres.seed import reset_database
+    from provisioner.postgres.databases import reset_database
 
     return reset_database(env.connection)
 

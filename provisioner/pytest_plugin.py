@@ -197,7 +197,7 @@ def _keep(env: RunningEnvironment, name: str, wanted: str) -> None:
 
     from psycopg import sql
 
-    from provisioner.postgres.seed import admin_connection
+    from provisioner.postgres.databases import admin_connection
 
     kept = re.sub(r"[^a-z0-9_]+", "_", wanted.lower())[:MAX_KEPT_NAME].rstrip("_")
     with admin_connection(env.connection) as conn:
@@ -222,7 +222,7 @@ def _kept_databases(env_id: str, prefix: str) -> list[str]:
     """The failed tests' databases this run kept, as their URLs (password masked)."""
     from provisioner.connection import hide_secrets, password_forms
     from provisioner.lifecycle import Environment
-    from provisioner.postgres.seed import list_clones
+    from provisioner.postgres.databases import list_clones
     from provisioner.state import load_record
 
     record = load_record(env_id)
@@ -370,7 +370,7 @@ def _drop_clones(env_id: str, prefix: str) -> None:
     import psycopg
 
     from provisioner.lifecycle import Environment
-    from provisioner.postgres.seed import drop_database
+    from provisioner.postgres.databases import drop_database
     from provisioner.state import load_record
 
     record = load_record(env_id)

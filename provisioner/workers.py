@@ -23,7 +23,7 @@ from pathlib import Path
 
 from provisioner.connection import Connection
 from provisioner.errors import UsageError
-from provisioner.postgres.seed import clone_database, drop_database, is_clone
+from provisioner.postgres.databases import clone_database, drop_database, is_clone
 
 MAX_WORKERS = 64
 FILE_VARIABLE = "ENVCTL_WORKERS_FILE"

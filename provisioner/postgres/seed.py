@@ -1,9 +1,8 @@
 """Seed data and backups: restored with the server's own psql/pg_restore, then kept as a template.
 
 Restores run next to the server (inside its container, or with the native install's tools), so
-the client tools always match the server and the host needs none. After seeding, the working
-database is copied to a template database; `reset` re-creates the working database from it
-in a fraction of the time a restore takes.
+the client tools always match the server and the host needs none. The template made after
+seeding, reset and clones live in provisioner.postgres.databases.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import Any
 from provisioner import signals
 from provisioner.connection import UNLOGGED_SESSION, Connection
 from provisioner.errors import SeedError, first_line
+from provisioner.postgres.databases import MAINTENANCE_DB, admin_connection, template_name
 from provisioner.postgres.dumpfile import (
     DumpInfo,
     newer_than_error,
@@ -32,8 +32,6 @@ from provisioner.runtime import ExecResult, Runtime
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str], None]
-MAINTENANCE_DB = "postgres"
-CLONE_COMMENT = "envctl clone"  # COMMENT ON DATABASE of every clone: how clones are known
 _PSQL_ERROR = re.compile(r"^psql:(?P<file>[^:]+):(?P<line>\d+): (?P<message>.*)$", re.M)
 _OWNER_TO = re.compile(r"\bOWNER\s+TO\s+(\"(?:[^\"]|\"\")+\"|[A-Za-z_][\w$]*)", re.I)
 # TOC entries every new database already has, which pg_dump before 11 (and pg_dump of a
@@ -68,11 +66,6 @@ _STATEMENT_END = re.compile(r";\s*(?:--[^\n]*)?$")
 _MAX_STATEMENT_LINES = 200  # a longer "statement" is not one of these: copy it as it is
 _DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_]\w*)?\$")
 _COPY_LINE = re.compile(r"^COPY\s.*\bFROM\s+stdin;\s*$", re.I)
-
-
-def template_name(database: str) -> str:
-    """The template database that keeps `database`'s seeded state."""
-    return f"envctl_template_{database}"[:63]
 
 
 @dataclass(frozen=True)
@@ -170,7 +163,7 @@ def check_extensions(connection: Connection, seeds: Iterable[SeedFile | SeedItem
     }
     if not wanted:
         return
-    with _admin(connection) as conn:
+    with admin_connection(connection) as conn:
         have = {row[0] for row in conn.execute("SELECT name FROM pg_available_extensions")}
         major = conn.info.server_version // 10000
     missing = sorted(name for name in wanted if name not in have)
@@ -246,7 +239,7 @@ def restore_progress(
 
 
 def _copy_in_progress(connection: Connection) -> str:
-    with _admin(connection) as conn:
+    with admin_connection(connection) as conn:
         if conn.info.server_version < 140000:
             return ""
         rows = conn.execute(
@@ -257,14 +250,14 @@ def _copy_in_progress(connection: Connection) -> str:
     loading = []
     for database, relid, count in rows:
         # A table's name is only known inside its own database.
-        with _admin(connection, database) as conn:
+        with admin_connection(connection, database) as conn:
             found = conn.execute("SELECT %s::oid::regclass::text", [relid]).fetchone()
         loading.append(f"{found[0] if found else relid} ({count:,} rows so far)")
     return f", loading {', '.join(loading)}" if loading else ""
 
 
 def _databases(connection: Connection) -> set[str]:
-    with _admin(connection) as conn:
+    with admin_connection(connection) as conn:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
 
 
@@ -275,7 +268,7 @@ def landed_database(connection: Connection, before: set[str], notify: Notify) ->
     made = sorted(_databases(connection) - before)
     if not made or _has_relations(connection):
         return connection.database
-    with _admin(connection) as conn:
+    with admin_connection(connection) as conn:
         rows = conn.execute(
             "SELECT datname FROM pg_database WHERE datname = ANY(%s) AND datallowconn "
             "ORDER BY pg_database_size(datname) DESC, datname",
@@ -291,7 +284,7 @@ def landed_database(connection: Connection, before: set[str], notify: Notify) ->
 
 
 def _has_relations(connection: Connection) -> bool:
-    with _admin(connection, connection.database) as conn:
+    with admin_connection(connection, connection.database) as conn:
         row = conn.execute(
             "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
@@ -305,7 +298,7 @@ def seeded_database(connection: Connection) -> str:
     """The database whose seeded state a template keeps: the working one if it has a
     template, else the one database that has one (the data landed there; also on a cache
     hit, where no seed runs)."""
-    with _admin(connection) as conn:
+    with admin_connection(connection) as conn:
         names = {str(row[0]) for row in conn.execute("SELECT datname FROM pg_database")}
     if template_name(connection.database) in names:
         return connection.database
@@ -321,7 +314,7 @@ def _prepare(connection: Connection, pg: PostgresConfig) -> None:
     import psycopg
     from psycopg import sql
 
-    with _admin(connection, unlogged=True) as conn:  # role passwords stay out of the log
+    with admin_connection(connection, unlogged=True) as conn:  # role passwords stay out of the log
         for role in pg.roles:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role.name])
             verb = "ALTER" if exists.fetchone() else "CREATE"
@@ -336,7 +329,7 @@ def _prepare(connection: Connection, pg: PostgresConfig) -> None:
             if role.password is not None:
                 statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(role.password))
             conn.execute(statement)
-    with _admin(connection, connection.database) as conn:
+    with admin_connection(connection, connection.database) as conn:
         try:
             for schema in pg.schemas:
                 conn.execute(
@@ -491,7 +484,7 @@ def _create_missing_roles(
         return
     from psycopg import sql
 
-    with _admin(connection) as conn:
+    with admin_connection(connection) as conn:
         existing = {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
         for role in sorted(roles - existing - {"PUBLIC", "public"}):
             log.info("creating role %s referenced by %s", role, seed.source)
@@ -631,139 +624,6 @@ def _psql_failure(
     if inside:
         text = text.replace(inside, shown_name)
     return text
-
-
-def make_template(connection: Connection) -> None:
-    """Keep the working database's current state as its template (replacing an older one)."""
-    from psycopg import sql
-
-    template = template_name(connection.database)
-    with _admin(connection) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template])
-        if exists.fetchone():
-            conn.execute(
-                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(template))
-            )
-            _drop_database(conn, template)
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(template), sql.Identifier(connection.database)
-            )
-        )
-        # Nobody connects to the template by accident, and any CREATEDB user may clone it.
-        conn.execute(
-            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
-                sql.Identifier(template)
-            )
-        )
-
-
-def reset_database(connection: Connection) -> float:
-    """Re-create the working database from its template; return the seconds it took."""
-    import time
-
-    from psycopg import sql
-
-    started = time.monotonic()
-    with _admin(connection) as conn:
-        row = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [template_name(connection.database)]
-        ).fetchone()
-        template = template_name(connection.database) if row else "template1"
-        _drop_database(conn, connection.database)
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}{}").format(
-                sql.Identifier(connection.database),
-                sql.Identifier(template),
-                sql.Identifier(connection.user),
-                sql.SQL(_strategy(conn)),
-            )
-        )
-    return time.monotonic() - started
-
-
-def clone_database(connection: Connection, name: str) -> Connection:
-    """A new database `name` from the seeded template; the connection that reaches it."""
-    from psycopg import sql
-
-    with _admin(connection) as conn:
-        row = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [template_name(connection.database)]
-        ).fetchone()
-        template = template_name(connection.database) if row else "template1"
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
-                sql.Identifier(name), sql.Identifier(template), sql.SQL(_strategy(conn))
-            )
-        )
-        # The tag `envctl db list` and `envctl db drop` know clones by: nothing else is theirs.
-        conn.execute(
-            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                sql.Identifier(name), sql.Literal(CLONE_COMMENT)
-            )
-        )
-    return connection.with_database(name)
-
-
-def list_clones(connection: Connection) -> list[tuple[str, int]]:
-    """The databases cloned from the template (by their tag), with their sizes in bytes."""
-    with _admin(connection) as conn:
-        rows = conn.execute(
-            "SELECT datname, pg_database_size(oid) FROM pg_database"
-            " WHERE shobj_description(oid, 'pg_database') = %s ORDER BY datname",
-            [CLONE_COMMENT],
-        ).fetchall()
-    return [(str(name), int(size)) for name, size in rows]
-
-
-def is_clone(connection: Connection, name: str) -> bool | None:
-    """Whether database `name` is a clone envctl made; None when no such database exists."""
-    with _admin(connection) as conn:
-        row = conn.execute(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
-            [name],
-        ).fetchone()
-    return None if row is None else row[0] == CLONE_COMMENT
-
-
-def drop_database(connection: Connection, name: str) -> None:
-    """Drop database `name`, ending its connections first."""
-    with _admin(connection) as conn:
-        _drop_database(conn, name)
-
-
-def _strategy(conn: Any) -> str:
-    # FILE_COPY (15+) copies files instead of WAL-logging every block: much faster for clones
-    # of a test template, and safe here because nothing else writes to the template.
-    return " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
-
-
-def _drop_database(conn: Any, name: str) -> None:
-    from psycopg import sql
-
-    if conn.info.server_version >= 130000:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        return
-    conn.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
-    )
-    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-
-
-def admin_connection(connection: Connection) -> Any:
-    """An autocommit connection to the server's maintenance database, as `connection`'s user."""
-    return _admin(connection)
-
-
-def _admin(connection: Connection, database: str = MAINTENANCE_DB, unlogged: bool = False) -> Any:
-    import psycopg
-
-    kwargs = connection.with_database(database).psycopg_kwargs(connect_timeout=10)
-    if unlogged:
-        kwargs["options"] = UNLOGGED_SESSION
-    return psycopg.connect(**kwargs, autocommit=True)
 
 
 def _tail(output: str, lines: int = 8) -> str:
