@@ -61,6 +61,8 @@ function main() {
   }
   const repeat = input("repeat");
   if (repeat && repeat !== "1") args.push("--repeat", repeat);
+  const workers = input("workers");
+  if (workers) args.push("--workers", workers);
   const command = input("command");
   if (command) args.push("--", "bash", "-eo", "pipefail", "-c", command);
   return run(envctl, args);

@@ -63,3 +63,38 @@ def test_up_mode_then_the_post_step_tears_down(tmp_path: Path, docker: Any) -> N
     assert post.returncode == 0, post.stdout + post.stderr
     assert leftovers(docker, tmp_path) == []
     assert not (tmp_path / ".env.test").exists()
+
+
+def test_run_mode_passes_repeat_and_workers_and_leaves_nothing(tmp_path: Path, docker: Any) -> None:
+    if shutil.which("node") is None:
+        unavailable("node is needed to run the action")
+    profile = write_profile(tmp_path, "name: actionrun\npostgres:\n  version: '15'\n")
+    output = tmp_path / "github_output"
+    output.write_text("")
+    check = (
+        'test "$ENVCTL_WORKERS" = 2 && grep -q test_w2 "$ENVCTL_WORKERS_FILE" && echo ran >> runs'
+    )
+    env = {
+        **os.environ,
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_OUTPUT": str(output),
+        "RUNNER_TEMP": str(tmp_path / "runner"),
+        "INPUT_PROFILE": str(profile),
+        "INPUT_MODE": "run",
+        "INPUT_VERSION": "15",
+        "INPUT_REPEAT": "2",
+        "INPUT_WORKERS": "2",
+        "INPUT_COMMAND": f"cd {tmp_path} && {check}",
+    }
+    (tmp_path / "runner").mkdir()
+    main = subprocess.run(
+        ["node", str(ROOT / "action" / "main.js")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert main.returncode == 0, main.stdout + main.stderr
+    assert (tmp_path / "runs").read_text() == "ran\nran\n"
+    assert read_heredoc_file(output)["result"] == "passed"
+    assert leftovers(docker, tmp_path) == []
