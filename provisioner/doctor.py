@@ -52,54 +52,14 @@ def describe_presets() -> dict[str, dict[str, str]]:
 
 # --- reading env files -------------------------------------------------------------------
 
-_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*)$")
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
-
 
 def parse_env_file(text: str) -> dict[str, str]:
-    """Variables of a dotenv file as dotenv loaders read them; a later assignment wins.
+    """Variables of a dotenv file as python-dotenv (what Python apps load) reads them."""
+    import io
 
-    `export` prefixes, `#` comments (whole lines, or after a space in an unquoted value),
-    single quotes (literal), double quotes (with \\n, \\t, \\", \\\\ escapes, over several lines).
-    """
-    values: dict[str, str] = {}
-    lines = text.splitlines()
-    index = 0
-    while index < len(lines):
-        match = _LINE.match(lines[index])
-        index += 1
-        if not match:
-            continue
-        name, rest = match.group(1), match.group(2)
-        if rest[:1] in ("'", '"'):
-            quote_char = rest[0]
-            body = rest[1:]
-            # A quoted value may go on over the next lines until its closing quote.
-            while _closing_quote(body, quote_char) < 0 and index < len(lines):
-                body += "\n" + lines[index]
-                index += 1
-            end = _closing_quote(body, quote_char)
-            body = body if end < 0 else body[:end]
-            values[name] = _unescape(body) if quote_char == '"' else body
-        else:
-            values[name] = re.split(r"\s+#", rest, maxsplit=1)[0].strip()
-    return values
+    from dotenv import dotenv_values
 
-
-def _closing_quote(body: str, quote_char: str) -> int:
-    escaped = False
-    for position, char in enumerate(body):
-        if quote_char == '"' and char == "\\" and not escaped:
-            escaped = True
-            continue
-        if char == quote_char and not escaped:
-            return position
-        escaped = False
-    return -1
-
-
-def _unescape(body: str) -> str:
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), body)
+    return {key: value or "" for key, value in dotenv_values(stream=io.StringIO(text)).items()}
 
 
 # --- what each client makes of the file ---------------------------------------------------

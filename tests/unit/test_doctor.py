@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dotenv import dotenv_values
 
 from provisioner.connection import Connection
 from provisioner.doctor import (
@@ -47,22 +46,6 @@ VERIFIED = Connection(
 def test_env_files_envctl_writes_read_back_unchanged(value: str) -> None:
     text = format_env({"A": value, "B": "after"}, "dotenv")
     assert parse_env_file(text) == {"A": value, "B": "after"}
-
-
-def test_parser_agrees_with_python_dotenv_on_common_forms(tmp_path: Path) -> None:
-    text = (
-        "# a comment\n"
-        "export PGHOST=localhost\n"
-        "PGPORT = 5433  # trailing comment\n"
-        "PGUSER='literal #not a comment'\n"
-        'PGPASSWORD="multi\nline"\n'
-        "EMPTY=\n"
-        "PGPORT=5434\n"
-    )
-    path = tmp_path / ".env"
-    path.write_text(text)
-    expected = {key: value or "" for key, value in dotenv_values(path).items()}
-    assert parse_env_file(text) == expected
 
 
 def test_variables_that_name_different_ports_are_reported() -> None:
