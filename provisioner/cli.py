@@ -711,7 +711,7 @@ def db_drop(
     running = _running_with_profile(profile)
     if every == bool(names):
         raise UsageError(
-            "name the clones to drop, or pass --all", hint="`envctl db list` names them"
+            "name the clones to drop, or pass --all", hint=f"`envctl db list {profile}` names them"
         )
     targets = [name for name, _ in running.clones()] if every else names
     for name in targets:

@@ -78,6 +78,11 @@ def test_clones_per_worker_are_isolated_listed_and_dropped_and_nothing_else(
             refused = journey.envctl("db", "drop", "envctl.yaml", name)
             assert refused.returncode != 0 and said in refused.stderr, refused.stderr
             no_traceback(refused)
+        neither = journey.envctl("db", "drop", "envctl.yaml")
+        assert (
+            neither.returncode == 2 and "name the clones to drop, or pass --all" in neither.stderr
+        )
+        assert "`envctl db list envctl.yaml` names them" in neither.stderr
         dropped = journey.envctl("db", "drop", "envctl.yaml", "worker_2")
         assert dropped.returncode == 0 and "dropped worker_2" in dropped.stderr
         every = journey.envctl("db", "drop", "envctl.yaml", "--all")
