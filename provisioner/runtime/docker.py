@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import json
 import shutil
 import sys
 import tarfile
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -562,10 +564,13 @@ class DockerRuntime(metaclass=_GuardedCalls):
                 **kept,
             },
         }
+        path = "/commit"
+        if self._podman:
+            path += "?" + urllib.parse.urlencode([("changes", c) for c in _commit_changes(config)])
         try:
             self.engine.request(
                 "POST",
-                "/commit",
+                path,
                 {
                     "container": container_name(env_id),
                     "repo": CACHE_REPOSITORY,
@@ -578,6 +583,17 @@ class DockerRuntime(metaclass=_GuardedCalls):
             if exc.not_found:
                 raise _gone(env_id) from None
             raise
+
+    @functools.cached_property
+    def _podman(self) -> bool:
+        """Podman's Docker API (4.3) ignores the configuration a commit is given in its body:
+        it takes Dockerfile instructions (`changes`) instead."""
+        try:
+            version = self.engine.request("GET", "/version") or {}
+        except (EngineError, EngineUnreachable):
+            return False
+        components = version.get("Components") or [{}]
+        return str(components[0].get("Name", "")).startswith("Podman")
 
     def cache_entries(self) -> list[dict[str, Any]]:
         """Every cache image, tagged or left dangling by a concurrent build of the same key."""
@@ -614,6 +630,19 @@ def _gone(env_id: str) -> InfrastructureError:
     return InfrastructureError(
         f"the container of environment {env_id} is gone", hint="start it again with `envctl up`"
     )
+
+
+def _commit_changes(config: dict[str, Any]) -> list[str]:
+    """A commit's configuration as Podman's `changes`: one pair per ENV or LABEL (Podman does
+    not split several), each value in double quotes, which Podman strips (it reads no escapes
+    in them); CMD and ENTRYPOINT as JSON arrays."""
+    pairs = (item.partition("=") for item in config["Env"])
+    changes = [f'ENV {name}="{value}"' for name, _, value in pairs]
+    changes += [f'LABEL {name}="{value}"' for name, value in config["Labels"].items()]
+    changes.append(f"CMD {json.dumps(config['Cmd'])}")
+    if config.get("Entrypoint"):
+        changes.append(f"ENTRYPOINT {json.dumps(config['Entrypoint'])}")
+    return changes
 
 
 def _labels(image: dict[str, Any]) -> dict[str, str]:

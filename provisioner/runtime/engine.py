@@ -163,7 +163,7 @@ class Engine:
         local socket; other transports call it before they send).
         """
         if query:
-            path += "?" + urllib.parse.urlencode(
+            path += ("&" if "?" in path else "?") + urllib.parse.urlencode(
                 {key: _query_value(value) for key, value in query.items() if value is not None}
             )
         if json_body is not None:
