@@ -171,3 +171,40 @@ def test_runtimes_names_the_podman_engine(
     (chosen,) = [engine for engine in docker["engines"] if engine["chosen"]]
     assert chosen["address"] == podman.socket
     assert chosen["detail"].startswith("Podman Engine ")
+
+
+def test_gc_after_kill_9_of_a_run_removes_everything_on_podman(
+    tmp_path: Path, podman: Podman, user: dict[str, str]
+) -> None:
+    import signal
+    import subprocess
+    import time
+
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        # nsenter execs envctl in place: the pid is envctl's.
+        killed = subprocess.Popen(
+            [*podman.inside(), str(ENVCTL), "run", "profile.yaml", "--", "sleep", "60"],
+            cwd=tmp_path,
+            env=user,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "running: sleep 60" not in log.read_text():
+            assert killed.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        os.kill(killed.pid, signal.SIGKILL)
+        assert killed.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.wait()
+    assert leftovers(podman)  # kill -9 gave envctl no chance to clean up
+    code, _, err = envctl(podman, user, tmp_path, "gc")
+    assert code == 0, err
+    assert "removed container envctl-" in err, err
+    code, _, err = envctl(podman, user, tmp_path, "status")
+    assert err.startswith("no environments"), err
+    # The `user` fixture then checks that Podman holds nothing of it.
