@@ -50,6 +50,9 @@ VersionOption = Annotated[
 ShowPassword = Annotated[
     bool, typer.Option("--show-password", help="Print the password instead of ****.")
 ]
+FormatOption = Annotated[
+    str, typer.Option("--format", "-f", help="dotenv, json or shell (export lines).")
+]
 
 
 def _console() -> Any:
@@ -434,21 +437,30 @@ def gc(
 @reports_errors
 def env(
     profile: ProfileArg,
-    fmt: Annotated[
-        str, typer.Option("--format", "-f", help="dotenv, json or shell (export lines).")
-    ] = "dotenv",
+    fmt: FormatOption = "dotenv",
     show_password: ShowPassword = False,
 ) -> None:
     """Print the variables of a running environment."""
-    from provisioner.envfile import format_env
-
-    if fmt not in ("dotenv", "json", "shell"):
-        raise UsageError(f"unknown format '{fmt}'", hint="use dotenv, json or shell")
+    _check_format(fmt)
     running = _running(profile)
-    variables = running.env if show_password else _masked(running.env, running.password)
-    typer.echo(format_env(variables, fmt), nl=False)
+    _echo_variables(running.env, running.password, fmt, show_password)
     ssl = running.connection.ssl_parameters()
     say("ssl: " + ", ".join(f"{key} {value}" for key, value in ssl.items()))
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("dotenv", "json", "shell"):
+        raise UsageError(f"unknown format '{fmt}'", hint="use dotenv, json or shell")
+
+
+def _echo_variables(
+    variables: dict[str, str], password: str, fmt: str, show_password: bool
+) -> None:
+    """Variables on stdout in `fmt`, the password masked unless it was asked for."""
+    from provisioner.envfile import format_env
+
+    shown = variables if show_password else _masked(variables, password)
+    typer.echo(format_env(shown, fmt), nl=False)
 
 
 def _masked(variables: dict[str, str], password: str) -> dict[str, str]:
@@ -683,20 +695,14 @@ CloneName = Annotated[str, typer.Argument(help="The clone's database name, e.g. 
 def db_new(
     profile: ProfileArg,
     name: CloneName,
-    fmt: Annotated[
-        str, typer.Option("--format", "-f", help="dotenv, json or shell (export lines).")
-    ] = "dotenv",
+    fmt: FormatOption = "dotenv",
     show_password: ShowPassword = False,
 ) -> None:
     """Clone the seeded template into database NAME; print the variables that reach it."""
-    from provisioner.envfile import format_env
-
-    if fmt not in ("dotenv", "json", "shell"):
-        raise UsageError(f"unknown format '{fmt}'", hint="use dotenv, json or shell")
+    _check_format(fmt)
     running = _running_with_profile(profile)
     clone = running.clone_database(name)
-    variables = clone.env if show_password else _masked(clone.env, running.password)
-    typer.echo(format_env(variables, fmt), nl=False)
+    _echo_variables(clone.env, running.password, fmt, show_password)
     say(f"cloned the seeded template into {name}")
 
 
