@@ -49,8 +49,15 @@ SERVER_PORT_IN_NETWORK = 5432
 
 def network_variables(profile: Profile, env: Environment) -> dict[str, str]:
     """The variables as a client on the environment's network sees them (alias, port 5432)."""
-    inside = dataclasses.replace(env.connection, host=NETWORK_ALIAS, port=SERVER_PORT_IN_NETWORK)
-    return render_env(inside, profile.env.preset, profile.env.vars, profile.postgres.roles)
+    return _render(profile, _in_network(env.connection))
+
+
+def _in_network(connection: Connection) -> Connection:
+    return dataclasses.replace(connection, host=NETWORK_ALIAS, port=SERVER_PORT_IN_NETWORK)
+
+
+def _render(profile: Profile, connection: Connection) -> dict[str, str]:
+    return render_env(connection, profile.env.preset, profile.env.vars, profile.postgres.roles)
 
 
 def run_profile(
@@ -164,14 +171,9 @@ def _worker_databases(
     if not names:
         return {}
     make_databases(env.connection, names)
-    server = env.connection
-    if inside:
-        server = dataclasses.replace(server, host=NETWORK_ALIAS, port=SERVER_PORT_IN_NETWORK)
-
-    def render(connection: Connection) -> dict[str, str]:
-        return render_env(connection, profile.env.preset, profile.env.vars, profile.postgres.roles)
-
-    return write_files(env_state_dir(env.env_id) / "workers", names, server, render)
+    server = _in_network(env.connection) if inside else env.connection
+    folder = env_state_dir(env.env_id) / "workers"
+    return write_files(folder, names, server, lambda c: _render(profile, c))
 
 
 def _run_in_container(

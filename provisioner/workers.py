@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from provisioner.connection import Connection
@@ -102,15 +102,6 @@ def write_files(
         "ENVCTL_WORKER_SETUP": str(folder / "setup.cjs"),
         "ENVCTL_WORKER_SETUP_ESM": str(folder / "setup.mjs"),
     }
-
-
-def read_workers(environ: Mapping[str, str] = os.environ) -> dict[str, dict[str, str]]:
-    """The workers' variables from ENVCTL_WORKERS_FILE ({} outside `envctl run --workers`)."""
-    path = environ.get(FILE_VARIABLE)
-    if not path:
-        return {}
-    data: dict[str, dict[str, str]] = json.loads(Path(path).read_text())
-    return data
 
 
 def _write(path: Path, text: str, mode: int) -> None:

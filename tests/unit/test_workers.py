@@ -8,7 +8,7 @@ import pytest
 
 from provisioner.connection import Connection
 from provisioner.errors import UsageError
-from provisioner.workers import check_count, read_workers, worker_names, write_files
+from provisioner.workers import check_count, worker_names, write_files
 
 
 def test_worker_names_follow_the_database_and_stay_within_63_bytes() -> None:
@@ -35,8 +35,6 @@ def test_the_workers_file_is_private_and_maps_each_id_to_its_database(tmp_path: 
         "1": {"PGDATABASE": "shop_w1"},
         "2": {"PGDATABASE": "shop_w2"},
     }
-    assert read_workers(suite) == json.loads(path.read_text())
-    assert read_workers({}) == {}
     assert suite["ENVCTL_WORKERS"] == "2"
     assert "JEST_WORKER_ID" in Path(suite["ENVCTL_WORKER_SETUP"]).read_text()
     assert "import { readFileSync }" in Path(suite["ENVCTL_WORKER_SETUP_ESM"]).read_text()
