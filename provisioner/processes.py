@@ -1,4 +1,5 @@
-"""Processes named by pid *and* start time: whether one still runs, and stopping a group.
+"""Processes: running a tool (`run`), and processes named by pid *and* start time: whether one
+still runs, and stopping a group.
 
 A pid names a process only while it runs; afterwards the number goes to another. The start
 time (field 22 of /proc/PID/stat, clock ticks since boot) tells the two apart, so a record's
@@ -11,8 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 PROC = Path("/proc")
 
@@ -89,3 +93,37 @@ def kill_group(
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     return True
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout: float | None = None,
+    stdin: str | None = None,
+    merge_stderr: bool = False,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **popen: Any,
+) -> subprocess.CompletedProcess[str]:
+    """Run a tool to its end and return what it printed, decoded (undecodable bytes replaced).
+
+    The one way envctl runs a short-lived program: no terminal input unless `stdin` is given,
+    no exception for a non-zero exit (callers read `returncode`), `OSError` when it cannot be
+    started and `subprocess.TimeoutExpired` after `timeout` seconds. `merge_stderr` puts the
+    error output into `stdout`, in the order it was written; `popen` passes on user/group/umask.
+    """
+    return subprocess.run(
+        list(argv),
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        timeout=timeout,
+        check=False,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        **popen,
+    )

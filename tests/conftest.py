@@ -23,7 +23,7 @@ import pytest
 from provisioner.errors import InfrastructureError
 from provisioner.profile import load_profile
 from provisioner.runtime.binaries import Install, find_install, find_installs
-from provisioner.runtime.native import private_folder
+from provisioner.runtime.native.layout import private_folder
 
 LOCAL_IMAGES = "envctl-test/postgres:{major}"
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner.errors import InfrastructureError
+from provisioner.processes import run
 from provisioner.profile import PostgresConfig
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def _read_natively(archive: Path, major: int) -> ArchiveRead:
     install = find_install(major)
     argv = [str(install.bin_dir / "pg_restore"), "-f", "/dev/null", str(archive)]
     log.info("reading %s with %s", archive, argv[0])
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=_TIMEOUT, check=False)
+    done = run(argv, timeout=_TIMEOUT)
     reader = f"pg_restore {install.describe()}"
     return ArchiveRead(reader=reader, error=_first_error(done.stderr) if done.returncode else None)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner.errors import InfrastructureError, ProfileError
+from provisioner.processes import run
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +120,7 @@ def probe(bin_dir: Path, source: str) -> Install | None:
         return None
     try:
         # `--version` is answered before the server's refusal to run as root.
-        result = subprocess.run(
-            [str(postgres), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT,
-            check=False,
-        )
+        result = run([str(postgres), "--version"], timeout=PROBE_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as exc:
         log.info("skipping %s: %s", bin_dir, exc)
         return None
@@ -187,13 +182,7 @@ def _pg_config_bindir(pg_config: Path) -> Path | None:
 def _pg_config(pg_config: Path, flag: str) -> str | None:
     """What `pg_config FLAG` prints, or None when it cannot say."""
     try:
-        result = subprocess.run(
-            [str(pg_config), flag],
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT,
-            check=False,
-        )
+        result = run([str(pg_config), flag], timeout=PROBE_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired):
         return None
     text = result.stdout.strip()

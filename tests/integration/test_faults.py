@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from provisioner.profile import load_profile
-from provisioner.runtime.native import private_folder
+from provisioner.runtime.native.layout import private_folder
 from provisioner.state import EnvironmentRecord, load_record
 from tests.conftest import ROOT, RuntimeUnderTest, envctl, leftovers, write_profile
 

@@ -27,7 +27,8 @@ from provisioner.errors import InfrastructureError
 from provisioner.lifecycle import down
 from provisioner.profile import load_profile
 from provisioner.runtime.binaries import Install
-from provisioner.runtime.native import NativeRuntime, private_folder
+from provisioner.runtime.native import NativeRuntime
+from provisioner.runtime.native.layout import private_folder
 from provisioner.state import load_record
 from tests.conftest import ROOT, envctl, native_servers_of, unavailable, write_profile
 

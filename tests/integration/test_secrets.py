@@ -16,7 +16,7 @@ import pytest
 
 from provisioner.connection import hide_secrets, password_forms
 from provisioner.profile import load_profile
-from provisioner.runtime.native import Layout, private_folder
+from provisioner.runtime.native.layout import Layout, private_folder
 from tests.conftest import envctl, remove_cache_entries, write_profile
 
 
