@@ -51,7 +51,8 @@ def choose_runtime(profile: Profile, override: str | None = None) -> Choice:
         if missing:
             raise unavailable_major(profile, wanted, [f"native: {missing}"])
         return Choice(runtime_named("native"), "native, as asked")
-    from provisioner.runtime.docker import DockerRuntime, docker_engine
+    from provisioner.runtime.docker import DockerRuntime
+    from provisioner.runtime.engines import docker_engine
 
     image = profile.postgres.resolved_image()
     if wanted == "docker":
