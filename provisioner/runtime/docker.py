@@ -46,6 +46,7 @@ from provisioner.runtime.engines import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=type)
 # envctl's files for the server (certificates, its key, pg_hba) arrive in FILES_INBOX and the
 # boot script moves them to CONFIG_DIR, on the container's own tmpfs, where no commit of a
 # cache entry reaches them.
@@ -88,17 +89,16 @@ def _lost_engine(exc: Exception) -> bool:
     return isinstance(exc, (requests.exceptions.RequestException, errors.DockerException))
 
 
-class _GuardedCalls(type):
-    """Wraps every public method of the runtime with _engine_errors."""
-
-    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
-        for key, value in list(namespace.items()):
-            if callable(value) and not key.startswith("__"):
-                namespace[key] = _engine_errors(value)
-        return super().__new__(mcs, name, bases, namespace)
+def _guarded_calls(cls: C) -> C:
+    """Wrap every method the class defines (all but dunders) with _engine_errors."""
+    for key, value in list(vars(cls).items()):
+        if callable(value) and not key.startswith("__"):
+            setattr(cls, key, _engine_errors(value))
+    return cls
 
 
-class DockerRuntime(metaclass=_GuardedCalls):
+@_guarded_calls
+class DockerRuntime:
     """Runs each environment's server in a container of the profile's image."""
 
     name = "docker"
