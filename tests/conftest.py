@@ -86,7 +86,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
     from provisioner.errors import DockerUnavailableError
-    from provisioner.runtime.docker import docker_client as connect
+    from provisioner.runtime.engines import docker_client as connect
 
     try:
         return connect()

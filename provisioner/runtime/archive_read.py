@@ -62,7 +62,7 @@ def _read_natively(archive: Path, major: int) -> ArchiveRead:
 
 
 def _read_in_container(archive: Path, image: str) -> ArchiveRead:
-    from provisioner.runtime.docker import docker_client
+    from provisioner.runtime.engines import docker_client
 
     client = docker_client()
     from docker.errors import DockerException

@@ -35,22 +35,18 @@ from provisioner.runtime import (
     ServerSpec,
     StartedServer,
 )
-from provisioner.runtime.engine import (
-    Engine,
-    EngineError,
-    EngineUnreachable,
-    SdkSession,
-    engine_from_env,
-)
+from provisioner.runtime.engine import Engine, EngineError, EngineUnreachable, SdkSession
 from provisioner.runtime.engines import (
-    MIN_API_VERSION,
     Candidate,
     Placement,
+    docker_engine,
     on_this_machine,
     placement,
+    sdk_client,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=type)
 # envctl's files for the server (certificates, its key, pg_hba) arrive in FILES_INBOX and the
 # boot script moves them to CONFIG_DIR, on the container's own tmpfs, where no commit of a
 # cache entry reaches them.
@@ -61,79 +57,7 @@ INBOX = "/tmp/envctl"  # where copy_in puts seed files
 SOCKET_DIR = "/var/run/postgresql"
 SERVER_USER = "postgres"
 SERVER_UID = 999  # the official image's postgres user, which our test images copy
-PING_TIMEOUT = 3.0
 SHM_SIZE = 256 * 1024 * 1024  # Docker's default of 64 MiB is too little for parallel queries
-
-
-def docker_engine(timeout: float = PING_TIMEOUT) -> Engine:
-    """The Docker engine discovery chooses, once it has answered, or DockerUnavailableError."""
-    return engine_from_env(timeout)
-
-
-def docker_client(timeout: float = PING_TIMEOUT) -> Any:
-    """A client of the `docker` SDK for the engine discovery chooses (see engines.py), once it
-    has answered a ping, or DockerUnavailableError."""
-    from provisioner.runtime.engines import choose
-
-    return sdk_client(choose(timeout).candidate, timeout)
-
-
-def sdk_client(candidate: Candidate, timeout: float = PING_TIMEOUT) -> Any:
-    """A pinged `docker` SDK client of `candidate`'s engine, or DockerUnavailableError."""
-    try:
-        return sdk_connect(candidate, timeout)
-    except EngineUnreachable as exc:
-        raise _unavailable(candidate, str(exc)) from None
-
-
-def sdk_connect(candidate: Candidate, timeout: float = PING_TIMEOUT) -> Any:
-    """A pinged `docker` SDK client of `candidate`'s engine, or EngineUnreachable (why not)."""
-    from docker.errors import DockerException
-
-    try:
-        # The engine's API version is asked first with a client that speaks the oldest one
-        # envctl supports, as the SDK's version="auto" would, but after _own_ca below.
-        first = _sdk_client(candidate, timeout, ".".join(map(str, MIN_API_VERSION)))
-        client = _sdk_client(candidate, timeout, first.version(api_version=False)["ApiVersion"])
-        client.ping()
-    except (DockerException, OSError, KeyError) as exc:
-        import re
-
-        detail = re.search(r"\[Errno -?\d+\] [^)\"'\]]+", str(exc))
-        raise EngineUnreachable(detail[0] if detail else first_line(exc)) from None
-    client.api.timeout = 120
-    return client
-
-
-def _sdk_client(candidate: Candidate, timeout: float, version: str) -> Any:
-    import docker
-
-    seconds = max(int(timeout), 1)
-    tls: Any = False
-    if candidate.tls is not None:
-        material = candidate.tls
-        pair = (material.cert, material.key) if material.cert and material.key else None
-        tls = docker.tls.TLSConfig(
-            client_cert=pair,
-            ca_cert=material.ca,
-            verify=material.ca if material.verify and material.ca else material.verify,
-        )
-    client = docker.DockerClient(
-        base_url=candidate.address, tls=tls, version=version, timeout=seconds
-    )
-    if client.api.verify not in (True, False, None):
-        # _own_ca: requests lets REQUESTS_CA_BUNDLE (set on many machines) replace the
-        # session's own CA file on every request, so the engine's CA would never be asked.
-        client.api.trust_env = False
-    return client
-
-
-def _unavailable(candidate: Candidate, detail: str) -> DockerUnavailableError:
-    return DockerUnavailableError(
-        f"no Docker engine answers at {candidate.address} ({candidate.source}: {detail})",
-        hint="start Docker (e.g. `sudo systemctl start docker`), check DOCKER_HOST or "
-        "`docker context ls`, or use `runtime: native`",
-    )
 
 
 def _engine_errors(method: F) -> F:
@@ -165,17 +89,16 @@ def _lost_engine(exc: Exception) -> bool:
     return isinstance(exc, (requests.exceptions.RequestException, errors.DockerException))
 
 
-class _GuardedCalls(type):
-    """Wraps every public method of the runtime with _engine_errors."""
-
-    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
-        for key, value in list(namespace.items()):
-            if callable(value) and not key.startswith("__"):
-                namespace[key] = _engine_errors(value)
-        return super().__new__(mcs, name, bases, namespace)
+def _guarded_calls(cls: C) -> C:
+    """Wrap every method the class defines (all but dunders) with _engine_errors."""
+    for key, value in list(vars(cls).items()):
+        if callable(value) and not key.startswith("__"):
+            setattr(cls, key, _engine_errors(value))
+    return cls
 
 
-class DockerRuntime(metaclass=_GuardedCalls):
+@_guarded_calls
+class DockerRuntime:
     """Runs each environment's server in a container of the profile's image."""
 
     name = "docker"

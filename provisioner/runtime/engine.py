@@ -221,17 +221,6 @@ class Engine:
         )
 
 
-def engine_from_env(timeout: float) -> Engine:
-    """The engine discovery chooses (engines.py: DOCKER_HOST, the context, the known sockets),
-    once it has answered.
-
-    Raises DockerUnavailableError saying what was found and why none answered.
-    """
-    from provisioner.runtime.engines import choose, connect
-
-    return connect(choose(timeout).candidate, timeout)
-
-
 def _quote(name: str) -> str:
     return urllib.parse.quote(name, safe="")
 

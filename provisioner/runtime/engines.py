@@ -19,8 +19,9 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from provisioner.errors import DockerUnavailableError
+from provisioner.errors import DockerUnavailableError, first_line
 from provisioner.runtime.engine import (
     Engine,
     EngineError,
@@ -32,6 +33,7 @@ from provisioner.runtime.engine import (
 DEFAULT_SOCKET = "/var/run/docker.sock"
 MIN_API_VERSION = (1, 25)  # the Engine API fields envctl reads are stable since 1.25
 HOST_OVERRIDES = ("ENVCTL_HOST_OVERRIDE", "TESTCONTAINERS_HOST_OVERRIDE")
+PING_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
@@ -184,8 +186,6 @@ def connect(candidate: Candidate, timeout: float) -> Engine:
     """An Engine for `candidate` (not yet pinged; the SDK's is)."""
     if candidate.socket_path is not None and candidate.tls is None:
         return Engine(UnixSocket(candidate.socket_path), address=candidate.address)
-    from provisioner.runtime.docker import sdk_connect
-
     return Engine(SdkSession(sdk_connect(candidate, timeout)), address=candidate.address)
 
 
@@ -253,6 +253,79 @@ def unavailable(probes: list[Probe]) -> DockerUnavailableError:
         f"no Docker engine found (no socket at any of {looked})",
         hint="start Docker or Podman (e.g. `sudo systemctl start docker`), set DOCKER_HOST, "
         "or use `runtime: native`",
+    )
+
+
+# --- clients of an engine: the Engine API's own (engine.py), or the `docker` SDK's -----
+
+
+def docker_engine(timeout: float = PING_TIMEOUT) -> Engine:
+    """The engine discovery chooses (DOCKER_HOST, the context, the known sockets), once it has
+    answered, or DockerUnavailableError saying what was found and why none answered."""
+    return connect(choose(timeout).candidate, timeout)
+
+
+def docker_client(timeout: float = PING_TIMEOUT) -> Any:
+    """A client of the `docker` SDK for the engine discovery chooses, once it
+    has answered a ping, or DockerUnavailableError."""
+    return sdk_client(choose(timeout).candidate, timeout)
+
+
+def sdk_client(candidate: Candidate, timeout: float = PING_TIMEOUT) -> Any:
+    """A pinged `docker` SDK client of `candidate`'s engine, or DockerUnavailableError."""
+    try:
+        return sdk_connect(candidate, timeout)
+    except EngineUnreachable as exc:
+        raise _unavailable(candidate, str(exc)) from None
+
+
+def sdk_connect(candidate: Candidate, timeout: float = PING_TIMEOUT) -> Any:
+    """A pinged `docker` SDK client of `candidate`'s engine, or EngineUnreachable (why not)."""
+    from docker.errors import DockerException
+
+    try:
+        # The engine's API version is asked first with a client that speaks the oldest one
+        # envctl supports, as the SDK's version="auto" would, but after _own_ca below.
+        first = _sdk_client(candidate, timeout, ".".join(map(str, MIN_API_VERSION)))
+        client = _sdk_client(candidate, timeout, first.version(api_version=False)["ApiVersion"])
+        client.ping()
+    except (DockerException, OSError, KeyError) as exc:
+        import re
+
+        detail = re.search(r"\[Errno -?\d+\] [^)\"'\]]+", str(exc))
+        raise EngineUnreachable(detail[0] if detail else first_line(exc)) from None
+    client.api.timeout = 120
+    return client
+
+
+def _sdk_client(candidate: Candidate, timeout: float, version: str) -> Any:
+    import docker
+
+    seconds = max(int(timeout), 1)
+    tls: Any = False
+    if candidate.tls is not None:
+        material = candidate.tls
+        pair = (material.cert, material.key) if material.cert and material.key else None
+        tls = docker.tls.TLSConfig(
+            client_cert=pair,
+            ca_cert=material.ca,
+            verify=material.ca if material.verify and material.ca else material.verify,
+        )
+    client = docker.DockerClient(
+        base_url=candidate.address, tls=tls, version=version, timeout=seconds
+    )
+    if client.api.verify not in (True, False, None):
+        # _own_ca: requests lets REQUESTS_CA_BUNDLE (set on many machines) replace the
+        # session's own CA file on every request, so the engine's CA would never be asked.
+        client.api.trust_env = False
+    return client
+
+
+def _unavailable(candidate: Candidate, detail: str) -> DockerUnavailableError:
+    return DockerUnavailableError(
+        f"no Docker engine answers at {candidate.address} ({candidate.source}: {detail})",
+        hint="start Docker (e.g. `sudo systemctl start docker`), check DOCKER_HOST or "
+        "`docker context ls`, or use `runtime: native`",
     )
 
 

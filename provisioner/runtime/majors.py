@@ -61,8 +61,8 @@ def available_majors(pg: PostgresConfig, runtime: str) -> AvailableMajors:
 
 
 def _local_images(pg: PostgresConfig) -> dict[int, str]:
-    from provisioner.runtime.docker import docker_engine
     from provisioner.runtime.engine import EngineError
+    from provisioner.runtime.engines import docker_engine
 
     with contextlib.suppress(DockerUnavailableError):
         engine = docker_engine(timeout=1.5)

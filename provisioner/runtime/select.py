@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+from typing import TypedDict
 
 from provisioner.errors import (
     DockerUnavailableError,
@@ -51,7 +52,8 @@ def choose_runtime(profile: Profile, override: str | None = None) -> Choice:
         if missing:
             raise unavailable_major(profile, wanted, [f"native: {missing}"])
         return Choice(runtime_named("native"), "native, as asked")
-    from provisioner.runtime.docker import DockerRuntime, docker_engine
+    from provisioner.runtime.docker import DockerRuntime
+    from provisioner.runtime.engines import docker_engine
 
     image = profile.postgres.resolved_image()
     if wanted == "docker":
@@ -154,3 +156,77 @@ def available_runtimes() -> list[Runtime]:
         runtimes.append(runtime_named("docker"))
     runtimes.append(runtime_named("native"))
     return runtimes
+
+
+class EngineRow(TypedDict):
+    """One place a Docker engine was looked for, as `envctl runtimes` shows it."""
+
+    source: str
+    address: str
+    found: bool
+    answered: bool
+    chosen: bool
+    detail: str
+    why: str | None
+
+
+class DockerReport(TypedDict):
+    available: bool
+    detail: str
+    engines: list[EngineRow]
+
+
+class NativeRow(TypedDict):
+    major: int
+    version: str
+    bin_dir: str
+    source: str
+    ssl: bool
+
+
+class RuntimesReport(TypedDict):
+    """Where Postgres can run here: `envctl runtimes --json` prints it as it is."""
+
+    docker: DockerReport
+    native: list[NativeRow]
+
+
+def runtimes_report(timeout: float = AUTO_PING_TIMEOUT) -> RuntimesReport:
+    """Every Docker engine found (which answered, which is chosen and why) and every native
+    install found."""
+    from provisioner.runtime.binaries import find_installs
+    from provisioner.runtime.engines import survey, unavailable
+
+    found = survey(timeout=timeout, every=True)
+    engines: list[EngineRow] = [
+        {
+            "source": probe.candidate.source,
+            "address": probe.candidate.address,
+            "found": probe.found,
+            "answered": probe.answered,
+            "chosen": probe is found.chosen,
+            "detail": probe.detail,
+            "why": found.reason if probe is found.chosen else None,
+        }
+        for probe in found.probes
+    ]
+    if found.chosen is not None:
+        detail = f"{found.chosen.detail} answers at {found.chosen.candidate.address}"
+    else:
+        detail = unavailable(found.probes).message
+    docker: DockerReport = {
+        "available": found.chosen is not None,
+        "detail": detail,
+        "engines": engines,
+    }
+    installs: list[NativeRow] = [
+        {
+            "major": install.major,
+            "version": install.version,
+            "bin_dir": str(install.bin_dir),
+            "source": install.source,
+            "ssl": install.has_ssl,
+        }
+        for install in find_installs()
+    ]
+    return {"docker": docker, "native": installs}

@@ -15,8 +15,9 @@ import pytest
 from provisioner.errors import DockerUnavailableError
 from provisioner.lifecycle import down, up
 from provisioner.profile import load_profile
-from provisioner.runtime.docker import DockerRuntime, docker_engine
+from provisioner.runtime.docker import DockerRuntime
 from provisioner.runtime.engine import Engine, EngineError, SdkSession, UnixSocket
+from provisioner.runtime.engines import docker_engine
 from tests.conftest import ROOT, leftovers, remove_cache_entries, write_profile
 
 PROFILE = "name: {name}\npostgres:\n  version: '15'\nenv:\n  file: null\n"

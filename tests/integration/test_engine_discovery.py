@@ -21,9 +21,8 @@ from typing import Any
 import pytest
 
 from provisioner.errors import DockerUnavailableError
-from provisioner.runtime.docker import docker_client as connect_client
-from provisioner.runtime.docker import docker_engine
-from provisioner.runtime.engines import choose, survey
+from provisioner.runtime.engines import choose, docker_engine, survey
+from provisioner.runtime.engines import docker_client as connect_client
 from tests.conftest import envctl
 
 REAL_SOCKET = "/var/run/docker.sock"
@@ -124,7 +123,7 @@ def test_colimas_symlinked_socket_is_found_before_the_default_one(
 
 
 def docker_client_of(candidate: Any) -> Any:
-    from provisioner.runtime.docker import sdk_client
+    from provisioner.runtime.engines import sdk_client
 
     return sdk_client(candidate)
 
@@ -240,7 +239,7 @@ def test_a_socket_this_user_may_not_open_names_its_group() -> None:
         os.chown(path, 0, 1)  # group daemon (gid 1 on Debian), as dockerd sets group docker
         path.chmod(0o660)
         code = (
-            "from provisioner.runtime.docker import docker_engine\n"
+            "from provisioner.runtime.engines import docker_engine\n"
             "from provisioner.errors import DockerUnavailableError\n"
             "try:\n    docker_engine(timeout=1)\n"
             "except DockerUnavailableError as exc:\n    print(exc.message); print(exc.hint)\n"

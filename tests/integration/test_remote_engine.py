@@ -30,8 +30,7 @@ def remote_engine(docker_client: Any, test_images: dict[int, str]) -> Iterator[S
 @pytest.fixture
 def remote_client(remote_engine: SecondEngine, private_state: Path) -> Iterator[Any]:
     """A client of the second engine; afterwards, fails the test if anything of it is left."""
-    from provisioner.runtime.docker import sdk_client
-    from provisioner.runtime.engines import candidates
+    from provisioner.runtime.engines import candidates, sdk_client
 
     (candidate,) = candidates(remote_engine.client_env)
     client = sdk_client(candidate)

@@ -50,7 +50,7 @@ def unavailable(reason: str) -> None:
 def journey_docker() -> Any:
     """The Docker client, once the official-named images of JOURNEY_MAJORS are here."""
     from provisioner.errors import DockerUnavailableError
-    from provisioner.runtime.docker import docker_client
+    from provisioner.runtime.engines import docker_client
 
     try:
         client = docker_client()
