@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from provisioner.connection import Connection, hide_secrets
-from provisioner.envfile import PRESETS, render_env
+from provisioner.envfile import render_env
 from provisioner.errors import EnvctlError, first_line
 from provisioner.ports import port_free
+from provisioner.presets import PRESETS
 
 if TYPE_CHECKING:
     from provisioner.lifecycle import Environment

@@ -13,8 +13,9 @@ import string
 from pathlib import Path
 
 from provisioner.connection import Connection
-from provisioner.envfile import PRESETS, check_files, render_template, role_values
+from provisioner.envfile import check_files, render_template, role_values
 from provisioner.errors import ProfileError
+from provisioner.presets import PRESETS
 from provisioner.profile import MAX_VARIABLE_BYTES, Profile
 
 # All variables together are one block of the suite's environment; Linux allows 2 MiB for the

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from provisioner.errors import ProfileError
+from provisioner.presets import PRESETS
 from provisioner.profile_source import ProfileSource, YamlFloat, parse_source, read_source
 
 DEFAULT_IMAGE_TEMPLATE = "postgres:{version}"
@@ -391,8 +392,6 @@ class EnvConfig(_Strict):
     @field_validator("preset")
     @classmethod
     def _known_presets(cls, value: list[str]) -> list[str]:
-        from provisioner.envfile import PRESETS
-
         for name in value:
             if name not in PRESETS:
                 close = difflib.get_close_matches(name, PRESETS, n=1)

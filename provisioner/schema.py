@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from provisioner.envfile import PRESETS
+from provisioner.presets import PRESETS
 from provisioner.profile import SSL_MODES, Profile
 from provisioner.profile_source import EXTENDS_KEY
 

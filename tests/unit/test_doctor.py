@@ -22,7 +22,8 @@ from provisioner.doctor import (
     prisma_view,
     run_doctor,
 )
-from provisioner.envfile import PRESETS, format_env, render_env
+from provisioner.envfile import format_env, render_env
+from provisioner.presets import PRESETS
 from provisioner.profile import load_profile
 from tests.conftest import write_profile
 

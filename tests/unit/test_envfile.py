@@ -15,13 +15,13 @@ import pytest
 
 from provisioner.connection import Connection
 from provisioner.envfile import (
-    PRESETS,
     EnvFileGuard,
     format_env,
     merge_env,
     render_env,
     write_atomic,
 )
+from provisioner.presets import PRESETS
 
 CONN = Connection(host="127.0.0.1", port=55432, user="app", password="p@ss:w/rd", database="db one")
 
