@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 from provisioner.connection import Connection
 from provisioner.envfile import render_env
+from provisioner.environments import Environment
+from provisioner.environments import environment as run_environment
+from provisioner.environments import reset as reset_environment
 from provisioner.errors import InfrastructureError, UsageError, first_line
-from provisioner.lifecycle import Environment
-from provisioner.lifecycle import environment as run_environment
-from provisioner.lifecycle import reset as reset_environment
 from provisioner.postgres.databases import (
     clone_database,
     drop_database,

@@ -24,7 +24,7 @@ from provisioner.errors import (
 
 if TYPE_CHECKING:
     from provisioner.api import RunningEnvironment
-    from provisioner.lifecycle import Environment
+    from provisioner.environments import Environment
     from provisioner.postgres.dumpfile import DumpInfo
 
 app = typer.Typer(
@@ -147,7 +147,7 @@ def up(
     ] = False,
 ) -> None:
     """Start the environment, wait until it accepts connections, write the env file."""
-    from provisioner.lifecycle import up as start
+    from provisioner.environments import up as start
     from provisioner.profile import load_profile
     from provisioner.signals import deferred_signals
 
@@ -167,7 +167,7 @@ def down(
     ],
 ) -> None:
     """Remove the environment and restore the env file that was there before."""
-    from provisioner.lifecycle import down as remove
+    from provisioner.environments import down as remove
     from provisioner.signals import deferred_signals
 
     env_id = _env_id_of(profile)
@@ -188,9 +188,9 @@ def _running(target: Path) -> Environment:
 
 def _running_with_profile(target: Path) -> RunningEnvironment:
     from provisioner.api import RunningEnvironment
+    from provisioner.environments import find, require_running
     from provisioner.errors import NotRunningError, ProfileError
-    from provisioner.lifecycle import find, repro_profile, require_running
-    from provisioner.profile import load_profile
+    from provisioner.profile import load_profile, repro_profile
 
     backup = repro_profile(target) if target.exists() else None
     found = find(backup) if backup is not None else None
@@ -208,8 +208,7 @@ def _running_with_profile(target: Path) -> RunningEnvironment:
 
 
 def _env_id_of(target: str) -> str:
-    from provisioner.lifecycle import repro_profile
-    from provisioner.profile import load_profile
+    from provisioner.profile import load_profile, repro_profile
     from provisioner.state import checked_env_id
 
     path = Path(target)
@@ -227,33 +226,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
 ) -> None:
     """List the environments envctl owns."""
-    from provisioner.lifecycle import survey
+    from provisioner.environments import status_rows
 
-    rows = []
-    hidden = 0
-    for seen in survey():
-        record, found = seen.record, seen.found
-        if not seen.mine and not seen.orphan:
-            hidden += 1  # another state folder's live environment: not ours to show or remove
-            continue
-        rows.append(
-            {
-                "id": seen.env_id,
-                "name": record.name
-                if record
-                else (found.labels.get("dev.envctl.name", "") if found else ""),
-                "profile": record.profile if record else None,
-                "runtime": record.runtime
-                if record
-                else (seen.runtime.name if seen.runtime else "docker"),
-                "mode": record.mode if record else "unknown",
-                "status": found.status if found else "gone",
-                "orphan": seen.orphan,
-                "starting": bool(record and record.starting),
-                "port": record.connection.get("port") if record and record.connection else None,
-                "age_seconds": round(time.time() - record.created) if record else None,
-            }
-        )
+    rows, hidden = status_rows()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -386,7 +361,7 @@ def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
 ) -> None:
     """Remove environments whose envctl process is gone (after a crash or kill -9)."""
-    from provisioner.lifecycle import collect_garbage, find_orphans
+    from provisioner.environments import collect_garbage, find_orphans
     from provisioner.signals import deferred_signals
 
     if dry_run:
@@ -524,7 +499,7 @@ def run(
 @reports_errors
 def reset(profile: ProfileArg) -> None:
     """Put the running environment's database back to its seeded state (no re-restore)."""
-    from provisioner.lifecycle import reset as reset_env
+    from provisioner.environments import reset as reset_env
 
     seconds = reset_env(_running(profile))
     say(f"reset {profile} to its seeded state in {seconds * 1000:.0f} ms")
@@ -538,7 +513,7 @@ def dump(
     fmt: Annotated[str, typer.Option("--format", help="custom or plain.")] = "custom",
 ) -> None:
     """Write a backup of the running environment's database (pg_dump, mode 0600)."""
-    from provisioner.lifecycle import dump as dump_env
+    from provisioner.environments import dump as dump_env
 
     if fmt not in ("custom", "plain"):
         raise UsageError(f"unknown format '{fmt}'", hint="use custom or plain")
@@ -624,8 +599,8 @@ def repro(
     ] = False,
 ) -> None:
     """Start the Postgres the backup came from, restore it, say how to connect; stays up."""
-    from provisioner.lifecycle import repro_profile
-    from provisioner.lifecycle import up as start
+    from provisioner.environments import up as start
+    from provisioner.profile import repro_profile
     from provisioner.runner import check_command, command_argv, run_suite
     from provisioner.signals import deferred_signals
 
@@ -725,9 +700,10 @@ def cache_ls(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
 ) -> None:
     """List cache entries: key, profile, size, last use."""
-    from provisioner.cache import list_entries, runtimes_with_entries
+    from provisioner.cache.entries import list_entries
+    from provisioner.runtime.select import available_runtimes
 
-    entries = list_entries(runtimes_with_entries())
+    entries = list_entries(available_runtimes())
     if as_json:
         typer.echo(json.dumps(entries, indent=2))
         return
@@ -752,10 +728,11 @@ def cache_prune(
     ] = None,
 ) -> None:
     """Remove entries: all, or least recently used first past a size limit."""
-    from provisioner.cache import prune, runtimes_with_entries
+    from provisioner.cache.entries import prune
+    from provisioner.runtime.select import available_runtimes
 
     limit = _size(max_size) if max_size else None
-    removed = prune(runtimes_with_entries(), everything=everything, max_bytes=limit)
+    removed = prune(available_runtimes(), everything=everything, max_bytes=limit)
     for entry in removed:
         say(f"removed {entry['key'][:16]} ({entry['size'] / 1e6:.1f} MB)")
     say(f"removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'}")

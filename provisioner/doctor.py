@@ -23,7 +23,7 @@ from provisioner.ports import port_free
 from provisioner.presets import PRESETS
 
 if TYPE_CHECKING:
-    from provisioner.lifecycle import Environment
+    from provisioner.environments import Environment
     from provisioner.profile import Profile
 
 CONNECT_TIMEOUT = 5
@@ -685,7 +685,7 @@ def _profile_ref(profile: Profile | None) -> str:
 
 def run_doctor(profile: Profile | None, env_file: Path | None) -> list[Check]:
     """Every check for `profile` and its env file (`env_file` overrides the profile's)."""
-    from provisioner.lifecycle import find
+    from provisioner.environments import find
     from provisioner.runtime.select import wanted_runtime
 
     running = find(profile) if profile is not None else None

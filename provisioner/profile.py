@@ -736,3 +736,15 @@ def _model_in(annotation: Any) -> Any:
         if found is not None:
             return found
     return None
+
+
+def repro_profile(
+    backup: Path, version: str = "auto", port: int | Literal["auto"] = "auto"
+) -> Profile:
+    """A profile that restores `backup` into the Postgres major it was dumped from."""
+    slug = re.sub(r"[^a-z0-9]+", "-", backup.name.lower()).strip("-")[:40] or "backup"
+    return Profile(
+        name=f"repro-{slug}",
+        postgres=PostgresConfig(version=version, port=port, seed=[SeedItem(path=backup.resolve())]),
+        env=EnvConfig(file=None),
+    ).model_copy(update={"path": backup.resolve()})

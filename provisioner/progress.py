@@ -10,6 +10,7 @@ grow imports; rich is imported here only when a spinner is really shown.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -17,6 +18,12 @@ from typing import Any, TextIO
 
 Notify = Callable[[str], None]
 _FALSY = ("", "0", "false", "no", "off")
+_log = logging.getLogger("provisioner")
+
+
+def quiet(message: str) -> None:
+    """The Notify of library callers that pass none: the message goes to the log."""
+    _log.info(message)
 
 
 def interactive(stream: TextIO | None = None, environ: Mapping[str, str] = os.environ) -> bool:

@@ -221,7 +221,7 @@ def _keep(env: RunningEnvironment, name: str, wanted: str) -> None:
 def _kept_databases(env_id: str, prefix: str) -> list[str]:
     """The failed tests' databases this run kept, as their URLs (password masked)."""
     from provisioner.connection import hide_secrets, password_forms
-    from provisioner.lifecycle import Environment
+    from provisioner.environments import Environment
     from provisioner.postgres.databases import list_clones
     from provisioner.state import load_record
 
@@ -293,7 +293,7 @@ def _reported() -> Iterator[None]:
 def _acquire(run: _Run) -> RunningEnvironment:
     """The environment of `run`'s profile: the one that is up, or one this run starts."""
     from provisioner.api import RunningEnvironment
-    from provisioner.lifecycle import find, up
+    from provisioner.environments import find, up
     from provisioner.profile import load_profile
     from provisioner.state import load_record
 
@@ -325,7 +325,7 @@ def _release(run: _Run) -> None:
     marker = folder / f"run-{run.run_id}.json"
     if not marker.exists():
         return
-    from provisioner.lifecycle import down
+    from provisioner.environments import down
 
     with _locked(folder):
         mine = _read_marker(marker)
@@ -369,7 +369,7 @@ def _drop_clones(env_id: str, prefix: str) -> None:
     """Drop the databases this run cloned (left by interrupted tests) in a reused environment."""
     import psycopg
 
-    from provisioner.lifecycle import Environment
+    from provisioner.environments import Environment
     from provisioner.postgres.databases import drop_database
     from provisioner.state import load_record
 
@@ -392,7 +392,7 @@ def _drop_clones(env_id: str, prefix: str) -> None:
 
 
 def _orphaned(record: EnvironmentRecord) -> bool:
-    from provisioner.lifecycle import is_orphan
+    from provisioner.environments import is_orphan
 
     return is_orphan(record)
 

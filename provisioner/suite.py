@@ -12,14 +12,13 @@ from pathlib import Path
 from provisioner import github
 from provisioner.connection import Connection, hide_secrets, password_forms
 from provisioner.envfile import render_env
-from provisioner.errors import UsageError
-from provisioner.lifecycle import (
-    NETWORK_ALIAS,
+from provisioner.environments import (
     Environment,
     environment,
     record_suite_group,
     reset,
 )
+from provisioner.errors import UsageError
 from provisioner.postgres.ready import indent_log
 from provisioner.postgres.server_log import SCANNED_LINES, log_excerpt
 from provisioner.profile import MAX_REPEAT, Profile
@@ -32,6 +31,7 @@ from provisioner.runner import (
     run_repeated,
     run_suite,
 )
+from provisioner.runtime.docker import NETWORK_ALIAS
 from provisioner.runtime.select import runtime_named, wanted_runtime
 from provisioner.state import env_state_dir
 from provisioner.workers import (

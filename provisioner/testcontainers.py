@@ -23,8 +23,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from provisioner.api import RunningEnvironment
+from provisioner.environments import environment as run_environment
 from provisioner.errors import UsageError
-from provisioner.lifecycle import environment as run_environment
 from provisioner.profile import Profile, load_profile, parse_profile
 
 _UNSET: Any = object()

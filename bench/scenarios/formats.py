@@ -29,7 +29,9 @@ from bench.scenarios.context import CACHE_ON, Context
 from bench.seeds import ensure_seed
 from bench.workspace import Workspace, docker, run
 
-PGDATA = "/var/lib/envctl/pgdata"  # where envctl's entries keep the cluster (provisioner.cache)
+PGDATA = (
+    "/var/lib/envctl/pgdata"  # where envctl's entries keep the cluster (provisioner.runtime.docker)
+)
 SERVER = ["--user", "postgres", "--entrypoint", "postgres"]
 SERVER_ARGS = ["-D", PGDATA, "-c", "listen_addresses=*", "-c", "fsync=off"]
 

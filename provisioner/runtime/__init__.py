@@ -9,10 +9,6 @@ from typing import Any, Protocol
 
 from provisioner.runtime.engines import Placement
 
-LABEL_PREFIX = "dev.envctl."
-MANAGED_LABEL = f"{LABEL_PREFIX}managed"
-ENV_LABEL = f"{LABEL_PREFIX}env"
-
 
 @dataclass(frozen=True)
 class ServerFile:
@@ -42,7 +38,7 @@ class ServerSpec:
     bin_dir: Path | None = None  # native: the profile's postgres.bin_dir, if it sets one
     locale: str = "en_US.UTF-8"
     encoding: str = "UTF8"
-    pgdata: str | None = None  # where the cluster lives, when not the image's default
+    cacheable: bool = False  # the cluster comes from the cache or is kept in it afterwards
     from_cache: str | None = None  # the cache entry to start from instead of initdb
 
     @property
@@ -88,6 +84,15 @@ class Runtime(Protocol):
 
     def placement(self, bind_host: str) -> Placement:
         """Where the server binds for the profile's `bind_host`, and the address clients use."""
+        ...
+
+    def server_names(self, env_id: str) -> tuple[str, ...]:
+        """Other host names clients reach the server by (on a container network), for its
+        certificate."""
+        ...
+
+    def describe(self, image: str) -> str:
+        """What the server runs from, as the start's progress line names it."""
         ...
 
     def start(

@@ -16,6 +16,7 @@ from pathlib import Path
 from provisioner.errors import InfrastructureError
 from provisioner.processes import run
 from provisioner.profile import PostgresConfig
+from provisioner.runtime.labels import PURPOSE_LABEL
 
 log = logging.getLogger(__name__)
 _INSIDE = "/backup"
@@ -76,7 +77,7 @@ def _read_in_container(archive: Path, image: str) -> ArchiveRead:
             entrypoint=[],
             volumes={str(archive.resolve()): {"bind": _INSIDE, "mode": "ro"}},
             network_mode="none",
-            labels={"dev.envctl.purpose": "read-archive"},
+            labels={PURPOSE_LABEL: "read-archive"},
         )
         container.start()
         status = int(container.wait(timeout=_TIMEOUT).get("StatusCode", 1))

@@ -26,9 +26,6 @@ from provisioner.errors import (
 )
 from provisioner.ports import port_free
 from provisioner.runtime import (
-    ENV_LABEL,
-    LABEL_PREFIX,
-    MANAGED_LABEL,
     ExecResult,
     FoundEnvironment,
     ServerFile,
@@ -44,6 +41,14 @@ from provisioner.runtime.engines import (
     placement,
     sdk_client,
 )
+from provisioner.runtime.labels import (
+    CACHE_LABEL,
+    CACHE_REPOSITORY,
+    ENV_LABEL,
+    MANAGED_LABEL,
+    ROLE_LABEL,
+    image_tag,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
@@ -57,6 +62,8 @@ INBOX = "/tmp/envctl"  # where copy_in puts seed files
 SOCKET_DIR = "/var/run/postgresql"
 SERVER_USER = "postgres"
 SERVER_UID = 999  # the official image's postgres user, which our test images copy
+NETWORK_ALIAS = "postgres"  # the server's name on its environment's network
+CACHED_PGDATA = "/var/lib/envctl/pgdata"  # outside the image's VOLUME, so a commit keeps it
 SHM_SIZE = 256 * 1024 * 1024  # Docker's default of 64 MiB is too little for parallel queries
 
 
@@ -117,6 +124,12 @@ class DockerRuntime:
     def placement(self, bind_host: str) -> Placement:
         """Where the port binds and clients connect: the engine's host when it is remote."""
         return placement(self.engine.address, bind_host)
+
+    def server_names(self, env_id: str) -> tuple[str, ...]:
+        return (NETWORK_ALIAS, container_name(env_id))
+
+    def describe(self, image: str) -> str:
+        return image
 
     def config_dir(self, env_id: str) -> str:
         return CONFIG_DIR
@@ -184,8 +197,8 @@ class DockerRuntime:
             "POSTGRES_INITDB_ARGS": " ".join([*initdb_args, *spec.initdb_args]),
             "POSTGRES_PASSWORD_FILE": f"{CONFIG_DIR}/{PASSWORD_FILE}",
         }
-        if spec.pgdata:
-            environment["PGDATA"] = spec.pgdata
+        if spec.cacheable:
+            environment["PGDATA"] = CACHED_PGDATA
         if spec.from_cache:
             environment["ENVCTL_CACHED"] = "1"  # its database exists: the boot script skips it
         config: dict[str, Any] = {
@@ -321,7 +334,7 @@ class DockerRuntime:
         for container in self.engine.containers(selector):
             labels = dict(container.get("Labels") or {})
             env_id = labels.get(ENV_LABEL, "")
-            if labels.get(f"{LABEL_PREFIX}role") == "suite" and env_id in found:
+            if labels.get(ROLE_LABEL) == "suite" and env_id in found:
                 continue  # a suite container belongs to its environment's row
             found[env_id] = FoundEnvironment(
                 env_id=env_id,
@@ -420,7 +433,7 @@ class DockerRuntime:
             image,
             command=list(argv),
             environment=dict(env),
-            labels={**database.labels, f"{LABEL_PREFIX}role": "suite"},
+            labels={**database.labels, ROLE_LABEL: "suite"},
             network=self._environment_network(env_id, alias),
             working_dir=workdir,
             user=user,
@@ -454,11 +467,10 @@ class DockerRuntime:
             container.remove(force=True, v=True)
 
     def cache_identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:
-        return str(self.ensure_image(image)["Id"])
+        # Where the cluster lives is part of what an entry holds.
+        return f"{self.ensure_image(image)['Id']} pgdata={CACHED_PGDATA}"
 
     def cached_entry(self, key: str) -> str | None:
-        from provisioner.cache import CACHE_LABEL, image_tag
-
         found = self.engine.image(image_tag(key))
         # The tag holds a prefix of the key: serve it only if the whole key matches.
         if found is None or _labels(found).get(CACHE_LABEL) != key:
@@ -466,8 +478,6 @@ class DockerRuntime:
         return image_tag(key)
 
     def store_cache(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
-        from provisioner.cache import CACHE_LABEL, CACHE_REPOSITORY, image_tag
-
         base = (self.engine.image(base_image) or {}).get("Config") or {}
         mine = (self.engine.container(container_name(env_id)) or {}).get("Config") or {}
         # The entry gets the base image's own configuration back: none of this container's
@@ -520,8 +530,6 @@ class DockerRuntime:
 
     def cache_entries(self) -> list[dict[str, Any]]:
         """Every cache image, tagged or left dangling by a concurrent build of the same key."""
-        from provisioner.cache import CACHE_LABEL
-
         entries = []
         for image in self.client.images.list(filters={"label": CACHE_LABEL}):
             entries.append(

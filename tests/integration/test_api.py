@@ -20,8 +20,8 @@ import psycopg
 import pytest
 
 import provisioner
+from provisioner.environments import down, find, up
 from provisioner.errors import ProfileError, UsageError
-from provisioner.lifecycle import down, find, up
 from provisioner.profile import load_profile
 from tests.conftest import ROOT, envctl, leftovers, write_profile
 

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from provisioner.lifecycle import environment, up
+from provisioner.environments import environment, up
 from provisioner.profile import load_profile
 from tests.conftest import envctl, remove_cache_entries, write_profile
 
@@ -44,7 +44,7 @@ def build_then_start_from_the_cache(profile: Any) -> list[str]:
     """Start twice: the first start keeps its cluster, the second comes from the cache with
     the seeded data, a password of its own, and the template for reset. Returns the second
     start's notes."""
-    from provisioner.lifecycle import reset
+    from provisioner.environments import reset
 
     notes: list[str] = []
     with environment(profile, notify=notes.append) as first:
@@ -102,7 +102,7 @@ def test_by_default_the_second_start_of_a_profile_keeps_its_cluster(
 
 def cache_image_of(client: Any, folder: Path) -> Any:
     """The one cache entry built from a profile in `folder`."""
-    from provisioner.cache import CACHE_LABEL
+    from provisioner.runtime.labels import CACHE_LABEL
 
     mine = [
         image
@@ -153,9 +153,9 @@ def test_a_cached_cluster_admits_no_tcp_client_before_it_has_its_own_password(
     # Until the boot script's helper has set the new password, the cluster from the cache
     # would take the one it was built with. Here the helper can never finish (the database
     # it connects to does not exist), so the window stays open for as long as we look.
-    from provisioner.cache import CACHED_PGDATA
-    from provisioner.runtime import ENV_LABEL, MANAGED_LABEL, ServerSpec
+    from provisioner.runtime import ServerSpec
     from provisioner.runtime.docker import DockerRuntime
+    from provisioner.runtime.labels import ENV_LABEL, MANAGED_LABEL
 
     profile = seeded(tmp_path, "window")
     with environment(profile) as first:
@@ -174,7 +174,7 @@ def test_a_cached_cluster_admits_no_tcp_client_before_it_has_its_own_password(
         port=None,
         settings={"fsync": "off"},
         labels={MANAGED_LABEL: "true", ENV_LABEL: env_id},
-        pgdata=CACHED_PGDATA,
+        cacheable=True,
         from_cache=image.tags[0],
     )
     started = runtime.start(spec)
@@ -238,7 +238,7 @@ def test_a_remembered_seed_edited_in_place_with_its_old_mtime_is_a_miss(
 ) -> None:
     # A hit for a seed remembered unchanged neither reads nor hashes it again; an edit that
     # keeps the size and puts the mtime back must still be noticed (by the ctime).
-    from provisioner import cache as cache_module
+    from provisioner.cache import seed_memo as cache_module
 
     monkeypatch.setattr(cache_module, "RACY_SECONDS", 0.0)
     profile = seeded(tmp_path)
@@ -290,7 +290,7 @@ def test_two_builds_of_the_same_entry_at_once_never_tear_it(tmp_path: Path, cach
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
-    from provisioner.lifecycle import down
+    from provisioner.environments import down
 
     for env in started:
         down(env.env_id)

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from provisioner.lifecycle import environment, find
+from provisioner.environments import environment, find
 from provisioner.profile import load_profile
 from provisioner.runtime.binaries import Install
 from tests.conftest import envctl, write_profile

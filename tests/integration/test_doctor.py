@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from provisioner.doctor import Check, run_doctor
-from provisioner.lifecycle import Environment, environment
+from provisioner.environments import Environment, environment
 from provisioner.profile import Profile, load_profile
 from tests.conftest import TEST_IMAGE_TEMPLATE, write_profile
 

@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from provisioner.environments import down, up
 from provisioner.errors import DockerUnavailableError
-from provisioner.lifecycle import down, up
 from provisioner.profile import load_profile
 from provisioner.runtime.docker import DockerRuntime
 from provisioner.runtime.engine import Engine, EngineError, SdkSession, UnixSocket

@@ -134,7 +134,7 @@ def test_an_owner_pid_reused_by_another_process_is_not_the_owner() -> None:
     """A record whose owner pid now belongs to another process (here: this one) is an orphan."""
     import dataclasses
 
-    from provisioner.lifecycle import is_orphan
+    from provisioner.environments import is_orphan
     from provisioner.processes import start_time
 
     record = EnvironmentRecord(

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from dotenv import dotenv_values
 
+from provisioner.environments import down, environment, up
 from provisioner.errors import AlreadyRunningError, InfrastructureError, PortInUseError
-from provisioner.lifecycle import down, environment, up
 from provisioner.profile import load_profile
 from tests.conftest import (
     MAJORS,

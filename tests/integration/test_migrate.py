@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from provisioner.environments import environment, reset
 from provisioner.errors import ProfileError, SeedError
-from provisioner.lifecycle import environment, reset
 from provisioner.profile import load_profile
 from tests.conftest import envctl, leftovers, remove_cache_entries, write_profile
 

@@ -23,8 +23,8 @@ import psycopg
 import pytest
 from dotenv import dotenv_values
 
+from provisioner.environments import down
 from provisioner.errors import InfrastructureError
-from provisioner.lifecycle import down
 from provisioner.profile import load_profile
 from provisioner.runtime.binaries import Install
 from provisioner.runtime.native import NativeRuntime
@@ -284,7 +284,7 @@ def test_a_server_that_cannot_start_shows_its_log_and_leaves_nothing(
 def test_exec_and_copies_run_the_installs_own_tools_over_the_socket(
     tmp_path: Path, native: dict[int, Install], major: int
 ) -> None:
-    from provisioner.lifecycle import environment
+    from provisioner.environments import environment
 
     (tmp_path / "seed").mkdir()
     (tmp_path / "seed" / "schema.sql").write_text("CREATE TABLE seeded (id int);\n")

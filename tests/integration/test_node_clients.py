@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from dotenv import dotenv_values
 
-from provisioner.lifecycle import environment
+from provisioner.environments import environment
 from provisioner.profile import load_profile
 from tests.conftest import unavailable, write_profile
 

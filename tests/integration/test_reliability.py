@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from dotenv import dotenv_values
 
+from provisioner.environments import down, up
 from provisioner.errors import AlreadyRunningError
-from provisioner.lifecycle import down, up
 from provisioner.profile import load_profile
 from tests.conftest import ROOT, envctl, leftovers, write_profile
 

@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from provisioner.lifecycle import dump, environment, find, repro_profile, reset
-from provisioner.profile import load_profile
+from provisioner.environments import dump, environment, find, reset
+from provisioner.profile import load_profile, repro_profile
 from tests.conftest import envctl, leftovers, write_profile
 
 pytestmark = pytest.mark.docker

@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from provisioner.environments import environment
 from provisioner.errors import SeedError
-from provisioner.lifecycle import environment
 from provisioner.profile import load_profile
 from tests.conftest import leftovers, write_profile
 from tests.dumps import EXPECTED_CHECKSUMS, SAMPLE_CHECKSUM_SQL, checksums
@@ -71,7 +71,7 @@ def test_a_17_backup_is_refused_for_15_with_both_versions_named(
 ) -> None:
     text = f"name: old\npostgres:\n  version: '15'\n  seed: [{str(real_dumps[17]['custom'])!r}]\n"
     with pytest.raises(SeedError) as info:
-        from provisioner.lifecycle import up
+        from provisioner.environments import up
 
         up(load_profile(write_profile(tmp_path, text)))
     assert "made by PostgreSQL 17; PostgreSQL 15 cannot restore it" in info.value.message
@@ -101,7 +101,7 @@ def test_truncated_and_non_sql_files_are_clear_errors_that_start_nothing(
     for bad in (truncated, notes):
         text = f"name: bad\npostgres:\n  version: '15'\n  seed: [{str(bad)!r}]\n"
         with pytest.raises(SeedError) as info:
-            from provisioner.lifecycle import up
+            from provisioner.environments import up
 
             up(load_profile(write_profile(tmp_path, text)))
         assert str(bad) in info.value.message

@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from provisioner.environments import dump, environment, reset, up
 from provisioner.errors import SeedError
-from provisioner.lifecycle import dump, environment, reset, up
 from provisioner.profile import load_profile
 from tests.conftest import envctl, leftovers, write_profile
 
@@ -96,7 +96,7 @@ def test_reset_via_cli(tmp_path: Path, docker: Any) -> None:
     assert envctl("up", str(profile)).returncode == 0
     try:
         env = load_profile(profile)
-        from provisioner.lifecycle import find
+        from provisioner.environments import find
 
         running = find(env)
         assert running is not None

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from dotenv import dotenv_values
 
-from provisioner.lifecycle import environment
+from provisioner.environments import environment
 from provisioner.profile import load_profile
 from tests.conftest import TEST_IMAGE_TEMPLATE, remove_cache_entries, write_profile
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg
 from dotenv import dotenv_values
 
-from provisioner.lifecycle import environment
+from provisioner.environments import environment
 from provisioner.profile import load_profile
 from tests.conftest import RuntimeUnderTest, write_profile
 

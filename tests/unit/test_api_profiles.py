@@ -350,7 +350,7 @@ def test_the_package_exports_the_api_without_importing_heavy_libraries() -> None
         "assert not heavy, heavy\n"
         "assert callable(provisioner.environment)\n"
         "from provisioner import environment, RunningEnvironment, ProfileError\n"
-        "import provisioner.lifecycle\n"
+        "import provisioner.environments\n"
         "assert provisioner.environment is environment\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)

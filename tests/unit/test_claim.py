@@ -11,7 +11,7 @@ import os
 import threading
 from pathlib import Path
 
-from provisioner.lifecycle import _create_claim
+from provisioner.environments.claim import _create_claim
 
 
 def test_a_claim_is_seen_with_its_owner_or_not_at_all(tmp_path: Path) -> None:

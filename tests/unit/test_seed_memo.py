@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import cache
+from provisioner.cache import seed_memo as cache
 
 
 @pytest.fixture

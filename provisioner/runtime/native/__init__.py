@@ -25,9 +25,6 @@ from typing import Any
 from provisioner.errors import InfrastructureError
 from provisioner.processes import run
 from provisioner.runtime import (
-    ENV_LABEL,
-    LABEL_PREFIX,
-    MANAGED_LABEL,
     ExecResult,
     FoundEnvironment,
     ServerSpec,
@@ -35,6 +32,7 @@ from provisioner.runtime import (
 )
 from provisioner.runtime.binaries import find_install
 from provisioner.runtime.engines import Placement
+from provisioner.runtime.labels import environment_labels
 from provisioner.runtime.native import entries
 from provisioner.runtime.native.cluster import (
     adopt_password,
@@ -81,6 +79,12 @@ class NativeRuntime:
     def placement(self, bind_host: str) -> Placement:
         """On this machine: the profile's address, reached on loopback when it is a wildcard."""
         return Placement(bind_host, {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind_host, bind_host))
+
+    def server_names(self, env_id: str) -> tuple[str, ...]:
+        return ()
+
+    def describe(self, image: str) -> str:
+        return "native binaries"
 
     def start(
         self, spec: ServerSpec, meanwhile: Callable[[], object] | None = None
@@ -186,16 +190,7 @@ class NativeRuntime:
                 status = "starting"
             else:
                 status = "running" if self.failure(env_id) is None else "exited"
-            labels = {
-                MANAGED_LABEL: "true",
-                ENV_LABEL: env_id,
-                f"{LABEL_PREFIX}name": record.name,
-                f"{LABEL_PREFIX}profile": record.profile or "",
-                f"{LABEL_PREFIX}mode": record.mode,
-                f"{LABEL_PREFIX}owner-pid": str(record.owner_pid),
-                f"{LABEL_PREFIX}runtime": self.name,
-                f"{LABEL_PREFIX}state-dir": str(env_state_file(env_id, "state.json").parent),
-            }
+            labels = environment_labels(record)
             resources: tuple[str, ...] = ()
             if state is not None:
                 resources = (f"folder {state.folder}",)

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from provisioner.cache import CACHE_LABEL
 from provisioner.errors import InfrastructureError
 from provisioner.processes import process_alive, run, start_time
+from provisioner.runtime.labels import CACHE_LABEL
 from provisioner.runtime.native.files import tree
 from provisioner.runtime.native.layout import ServerState
 
