@@ -473,10 +473,8 @@ def run(
 ) -> None:
     """Bring the environment up, run the suite against it, tear it all down."""
     from provisioner.profile import load_profile
-    from provisioner.report import print_summary, write_json
-    from provisioner.runner import RunRecord, command_argv
     from provisioner.signals import deferred_signals
-    from provisioner.suite import run_profile
+    from provisioner.suite import RunRecord, command_argv, print_summary, run_profile, write_json
 
     loaded = _with_version(load_profile(profile), postgres_version)
     if command and command[0] == "--":
@@ -626,8 +624,8 @@ def repro(
     """Start the Postgres the backup came from, restore it, say how to connect; stays up."""
     from provisioner.lifecycle import repro_profile
     from provisioner.lifecycle import up as start
-    from provisioner.runner import check_command, command_argv, run_suite
     from provisioner.signals import deferred_signals
+    from provisioner.suite import check_command, command_argv, run_suite
 
     try:
         profile = repro_profile(backup, version=version, port=port or "auto")

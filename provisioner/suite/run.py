@@ -23,18 +23,12 @@ from provisioner.lifecycle import (
 from provisioner.postgres.ready import indent_log
 from provisioner.postgres.server_log import SCANNED_LINES, log_excerpt
 from provisioner.profile import MAX_REPEAT, Profile
-from provisioner.report import markdown
-from provisioner.runner import (
-    RunRecord,
-    RunReport,
-    SuiteResult,
-    check_command,
-    run_repeated,
-    run_suite,
-)
 from provisioner.runtime.select import runtime_named, wanted_runtime
 from provisioner.state import env_state_dir
-from provisioner.workers import (
+from provisioner.suite.process import SuiteResult, check_command, run_suite
+from provisioner.suite.report import annotate, markdown
+from provisioner.suite.verdict import RunRecord, RunReport, run_repeated
+from provisioner.suite.workers import (
     FILE_VARIABLE,
     check_count,
     make_databases,
@@ -73,7 +67,7 @@ def run_profile(
 ) -> RunReport:
     """Bring the environment up, run `argv` `repeat` times against it, tear it down.
 
-    `workers`: clone a database per test worker first (see provisioner.workers).
+    `workers`: clone a database per test worker first (see provisioner.suite.workers).
     """
     if workers is not None:
         check_count(workers)
@@ -134,7 +128,7 @@ def run_profile(
             text = server.log_tail(env.env_id, SCANNED_LINES)
             _show_server_log(hide_secrets(text, _secrets(profile, env)), notify)
     _github_step_summary(report, profile)
-    github.annotate(report)
+    annotate(report)
     github.set_outputs({"result": report.verdict, "exit-code": str(report.exit_code)})
     return report
 
