@@ -135,6 +135,23 @@ class Runtime(Protocol):
         """Copy a file an `exec`'d tool wrote back to the host."""
         ...
 
+    def run_suite_container(
+        self,
+        env_id: str,
+        *,
+        alias: str,
+        image: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        mounts: Mapping[Path, str],
+        workdir: str,
+        timeout: float | None,
+        user: str | None = None,
+    ) -> int:
+        """Run the suite in a container on the environment's network, where the server is
+        `alias`; return its exit code. A runtime without containers refuses (UsageError)."""
+        ...
+
     def cache_identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:
         """What identifies the server build for cache keys, or None if this runtime caches not."""
         ...

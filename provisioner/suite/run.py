@@ -23,7 +23,7 @@ from provisioner.lifecycle import (
 from provisioner.postgres.ready import indent_log
 from provisioner.postgres.server_log import SCANNED_LINES, log_excerpt
 from provisioner.profile import MAX_REPEAT, Profile
-from provisioner.runtime.select import runtime_named, wanted_runtime
+from provisioner.runtime.select import container_runtime, runtime_named
 from provisioner.state import env_state_dir
 from provisioner.suite.process import SuiteResult, check_command, run_suite
 from provisioner.suite.report import annotate, markdown
@@ -78,12 +78,7 @@ def run_profile(
         )
     container = profile.test.container
     if container is not None:
-        if wanted_runtime(profile, runtime_override) == "native":
-            raise UsageError(
-                "test.container needs the docker runtime, but native was asked for",
-                hint="remove test.container, or use --runtime docker",
-            )
-        runtime_override = "docker"
+        runtime_override = container_runtime(profile, runtime_override)
     else:
         check_command(argv, profile.workdir)
     times = repeat or profile.test.repeat
@@ -173,8 +168,6 @@ def _worker_databases(
 def _run_in_container(
     profile: Profile, env: Environment, argv: Sequence[str], extra: dict[str, str]
 ) -> SuiteResult:
-    from provisioner.runtime.docker import DockerRuntime
-
     container = profile.test.container
     assert container is not None
     mounts = {profile.workdir: str(profile.workdir)}
@@ -186,7 +179,7 @@ def _run_in_container(
         mounts[folder] = str(folder)  # the workers' file and setup files, at the same paths
     variables = {**network_variables(profile, env), **extra, **profile.test.env, **container.env}
     started = time.monotonic()
-    code = DockerRuntime().run_suite_container(
+    code = runtime_named(env.runtime).run_suite_container(
         env.env_id,
         alias=NETWORK_ALIAS,
         image=container.image,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from provisioner.errors import InfrastructureError
+from provisioner.errors import InfrastructureError, UsageError
 from provisioner.processes import run
 from provisioner.runtime import (
     ENV_LABEL,
@@ -258,6 +258,25 @@ class NativeRuntime:
         if not source.is_file():
             raise InfrastructureError(f"{path} in environment {env_id} is not a file")
         shutil.copyfile(source, destination)
+
+    def run_suite_container(
+        self,
+        env_id: str,
+        *,
+        alias: str,
+        image: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        mounts: Mapping[Path, str],
+        workdir: str,
+        timeout: float | None,
+        user: str | None = None,
+    ) -> int:
+        """No containers here: the server runs from binaries on this machine."""
+        raise UsageError(
+            "test.container needs the docker runtime, but this environment runs on native binaries",
+            hint="remove test.container, or use --runtime docker",
+        )
 
     # --- the cache: a copy of a stopped-in-time data folder per entry (entries.py) ---------
 
