@@ -447,11 +447,12 @@ def run(
     postgres_version: VersionOption = None,
 ) -> None:
     """Bring the environment up, run the suite against it, tear it all down."""
+    from provisioner.command import command_argv
     from provisioner.profile import load_profile
-    from provisioner.report import print_summary, write_json
-    from provisioner.runner import RunRecord, command_argv
     from provisioner.signals import deferred_signals
-    from provisioner.suite import run_profile
+    from provisioner.suite.report import print_summary, write_json
+    from provisioner.suite.run import run_profile
+    from provisioner.suite.verdict import RunRecord
 
     loaded = _with_version(load_profile(profile), postgres_version)
     if command and command[0] == "--":
@@ -599,9 +600,9 @@ def repro(
     ] = False,
 ) -> None:
     """Start the Postgres the backup came from, restore it, say how to connect; stays up."""
+    from provisioner.command import check_command, command_argv, run_suite
     from provisioner.environments import up as start
     from provisioner.profile import repro_profile
-    from provisioner.runner import check_command, command_argv, run_suite
     from provisioner.signals import deferred_signals
 
     try:

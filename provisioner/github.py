@@ -12,11 +12,8 @@ import secrets
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
-
-if TYPE_CHECKING:
-    from provisioner.runner import RunReport
 
 
 def active() -> bool:
@@ -55,22 +52,18 @@ def group(title: str) -> Iterator[None]:
         _command("::endgroup::")
 
 
-def annotate(report: RunReport) -> None:
-    """One `::error` annotation per failing test and one `::warning` per flaky test."""
+def annotation(
+    level: str, message: str, *, title: str, file: str | None = None, line: int | None = None
+) -> None:
+    """One `::error` or `::warning` annotation, placed at `file` (and `line`) when given."""
     if not active():
         return
-    for test in report.tests:
-        if test.verdict not in ("failed", "flaky"):
-            continue
-        level = "error" if test.verdict == "failed" else "warning"
-        props = [f"title={_escape_property(f'{test.verdict}: {test.test_id}')}"]
-        if test.file:
-            props.insert(0, f"file={_escape_property(test.file)}")
-            if test.line:
-                props.insert(1, f"line={test.line}")
-        runs = " ".join(test.outcomes)
-        message = f"{test.message or test.verdict} (runs: {runs})"
-        _command(f"::{level} {','.join(props)}::{_escape_data(message)}")
+    props = [f"title={_escape_property(title)}"]
+    if file:
+        props.insert(0, f"file={_escape_property(file)}")
+        if line:
+            props.insert(1, f"line={line}")
+    _command(f"::{level} {','.join(props)}::{_escape_data(message)}")
 
 
 def matrix(profiles: Iterable[Path], versions: Iterable[str] | None) -> dict[str, Any]:

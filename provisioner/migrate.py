@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from provisioner.command import command_argv, run_suite
 from provisioner.connection import Connection, hide_secrets, password_forms
 from provisioner.envfile import render_env
 from provisioner.errors import ProfileError, SeedError
 from provisioner.profile import MigrateConfig, Profile
-from provisioner.runner import command_argv, run_suite
 
 TAIL_LINES = 20
 

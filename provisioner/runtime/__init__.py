@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from provisioner.connection import Connection
 from provisioner.runtime.engines import Placement
 
 
@@ -138,6 +139,28 @@ class Runtime(Protocol):
 
     def copy_out(self, env_id: str, path: str, destination: Path) -> None:
         """Copy a file an `exec`'d tool wrote back to the host."""
+        ...
+
+    def run_suite_container(
+        self,
+        env_id: str,
+        *,
+        image: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        mounts: Mapping[Path, str],
+        workdir: str,
+        timeout: float | None,
+        user: str | None = None,
+    ) -> int:
+        """Run the suite in a container on the environment's network (where `in_network`
+        reaches the server); return its exit code. A runtime without containers refuses
+        (UsageError)."""
+        ...
+
+    def in_network(self, connection: Connection) -> Connection:
+        """`connection` as a client on the environment's own network sees it (a suite
+        container): the server's name and port there."""
         ...
 
     def cache_identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:

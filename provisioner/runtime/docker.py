@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from provisioner.connection import Connection
 from provisioner.errors import (
     AlreadyRunningError,
     DockerUnavailableError,
@@ -63,6 +64,7 @@ SOCKET_DIR = "/var/run/postgresql"
 SERVER_USER = "postgres"
 SERVER_UID = 999  # the official image's postgres user, which our test images copy
 NETWORK_ALIAS = "postgres"  # the server's name on its environment's network
+SERVER_PORT = 5432  # its port inside the container, on that network
 CACHED_PGDATA = "/var/lib/envctl/pgdata"  # outside the image's VOLUME, so a commit keeps it
 SHM_SIZE = 256 * 1024 * 1024  # Docker's default of 64 MiB is too little for parallel queries
 
@@ -130,6 +132,9 @@ class DockerRuntime:
 
     def describe(self, image: str) -> str:
         return image
+
+    def in_network(self, connection: Connection) -> Connection:
+        return dataclasses.replace(connection, host=NETWORK_ALIAS, port=SERVER_PORT)
 
     def config_dir(self, env_id: str) -> str:
         return CONFIG_DIR
@@ -408,7 +413,6 @@ class DockerRuntime:
         self,
         env_id: str,
         *,
-        alias: str,
         image: str,
         argv: Sequence[str],
         env: Mapping[str, str],
@@ -434,7 +438,7 @@ class DockerRuntime:
             command=list(argv),
             environment=dict(env),
             labels={**database.labels, ROLE_LABEL: "suite"},
-            network=self._environment_network(env_id, alias),
+            network=self._environment_network(env_id, NETWORK_ALIAS),
             working_dir=workdir,
             user=user,
             mounts=[Mount(target, str(source), type="bind") for source, target in mounts.items()],

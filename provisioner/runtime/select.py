@@ -40,6 +40,17 @@ def wanted_runtime(profile: Profile | None, override: str | None = None) -> str:
     return wanted
 
 
+def container_runtime(profile: Profile, override: str | None = None) -> str:
+    """The runtime for a profile whose suite runs in a container (test.container): docker,
+    the one runtime with containers; refuse when native is asked for."""
+    if wanted_runtime(profile, override) == "native":
+        raise UsageError(
+            "test.container needs the docker runtime, but native was asked for",
+            hint="remove test.container, or use --runtime docker",
+        )
+    return "docker"
+
+
 def choose_runtime(profile: Profile, override: str | None = None) -> Choice:
     """The runtime for `profile`'s major; `auto` prefers Docker when it answers and has the image.
 

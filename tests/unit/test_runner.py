@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from provisioner.command import check_command, command_argv, run_suite
 from provisioner.errors import EXIT_FLAKY, SuiteTimeoutError, UsageError
-from provisioner.junit import CaseResult, clear_stale, junit_files, read_results
-from provisioner.report import markdown, report_dict
-from provisioner.runner import (
-    RunRecord,
-    check_command,
-    command_argv,
-    run_repeated,
-    run_suite,
-    summarize,
-)
+from provisioner.suite.junit import CaseResult, clear_stale, junit_files, read_results
+from provisioner.suite.report import markdown, report_dict
+from provisioner.suite.verdict import RunRecord, run_repeated, summarize
 
 
 def case(name: str, outcome: str) -> CaseResult:
@@ -106,7 +100,7 @@ def test_repeated_runs_reset_between_and_read_fresh_junit(tmp_path: Path) -> Non
     counter = iter(range(10))
 
     def execute():  # writes a result that fails on every second run
-        from provisioner.runner import SuiteResult
+        from provisioner.command import SuiteResult
 
         n = next(counter)
         outcome = "" if n % 2 == 0 else '<failure message="odd"/>'
@@ -178,7 +172,7 @@ def _alive(pid: int) -> bool:
 def _printed(report: object) -> str:
     from rich.console import Console
 
-    from provisioner.report import print_summary
+    from provisioner.suite.report import print_summary
 
     console = Console(record=True, width=200, color_system=None)
     print_summary(report, console)  # type: ignore[arg-type]
@@ -214,7 +208,7 @@ def test_run_repeated_knows_a_run_without_its_junit_file(tmp_path: Path) -> None
     runs = iter([True, False])
 
     def execute() -> object:
-        from provisioner.runner import SuiteResult
+        from provisioner.command import SuiteResult
 
         if next(runs):
             (tmp_path / "junit.xml").write_text(

@@ -8,7 +8,7 @@ import pytest
 
 from provisioner.connection import Connection
 from provisioner.errors import UsageError
-from provisioner.workers import check_count, worker_names, write_files
+from provisioner.suite.workers import check_count, worker_names, write_files
 
 
 def test_worker_names_follow_the_database_and_stay_within_63_bytes() -> None:

@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from provisioner.errors import InfrastructureError
+from provisioner.connection import Connection
+from provisioner.errors import InfrastructureError, UsageError
 from provisioner.processes import run
 from provisioner.runtime import (
     ExecResult,
@@ -253,6 +254,27 @@ class NativeRuntime:
         if not source.is_file():
             raise InfrastructureError(f"{path} in environment {env_id} is not a file")
         shutil.copyfile(source, destination)
+
+    def run_suite_container(
+        self,
+        env_id: str,
+        *,
+        image: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        mounts: Mapping[Path, str],
+        workdir: str,
+        timeout: float | None,
+        user: str | None = None,
+    ) -> int:
+        """No containers here: the server runs from binaries on this machine."""
+        raise UsageError(
+            "test.container needs the docker runtime, but this environment runs on native binaries",
+            hint="remove test.container, or use --runtime docker",
+        )
+
+    def in_network(self, connection: Connection) -> Connection:
+        return connection  # no network of its own: clients on this machine reach it as it is
 
     # --- the cache: a copy of a stopped-in-time data folder per entry (entries.py) ---------
 

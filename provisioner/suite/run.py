@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -10,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from provisioner import github
+from provisioner.command import SuiteResult, check_command, run_suite
 from provisioner.connection import Connection, hide_secrets, password_forms
 from provisioner.envfile import render_env
 from provisioner.environments import (
@@ -22,19 +22,11 @@ from provisioner.errors import UsageError
 from provisioner.postgres.ready import indent_log
 from provisioner.postgres.server_log import SCANNED_LINES, log_excerpt
 from provisioner.profile import MAX_REPEAT, Profile
-from provisioner.report import markdown
-from provisioner.runner import (
-    RunRecord,
-    RunReport,
-    SuiteResult,
-    check_command,
-    run_repeated,
-    run_suite,
-)
-from provisioner.runtime.docker import NETWORK_ALIAS
-from provisioner.runtime.select import runtime_named, wanted_runtime
+from provisioner.runtime.select import container_runtime, runtime_named
 from provisioner.state import env_state_dir
-from provisioner.workers import (
+from provisioner.suite.report import annotate, markdown
+from provisioner.suite.verdict import RunRecord, RunReport, run_repeated
+from provisioner.suite.workers import (
     FILE_VARIABLE,
     check_count,
     make_databases,
@@ -44,16 +36,11 @@ from provisioner.workers import (
 
 log = logging.getLogger(__name__)
 Notify = Callable[[str], None]
-SERVER_PORT_IN_NETWORK = 5432
 
 
 def network_variables(profile: Profile, env: Environment) -> dict[str, str]:
     """The variables as a client on the environment's network sees them (alias, port 5432)."""
-    return _render(profile, _in_network(env.connection))
-
-
-def _in_network(connection: Connection) -> Connection:
-    return dataclasses.replace(connection, host=NETWORK_ALIAS, port=SERVER_PORT_IN_NETWORK)
+    return _render(profile, runtime_named(env.runtime).in_network(env.connection))
 
 
 def _render(profile: Profile, connection: Connection) -> dict[str, str]:
@@ -73,7 +60,7 @@ def run_profile(
 ) -> RunReport:
     """Bring the environment up, run `argv` `repeat` times against it, tear it down.
 
-    `workers`: clone a database per test worker first (see provisioner.workers).
+    `workers`: clone a database per test worker first (see provisioner.suite.workers).
     """
     if workers is not None:
         check_count(workers)
@@ -84,12 +71,7 @@ def run_profile(
         )
     container = profile.test.container
     if container is not None:
-        if wanted_runtime(profile, runtime_override) == "native":
-            raise UsageError(
-                "test.container needs the docker runtime, but native was asked for",
-                hint="remove test.container, or use --runtime docker",
-            )
-        runtime_override = "docker"
+        runtime_override = container_runtime(profile, runtime_override)
     else:
         check_command(argv, profile.workdir)
     times = repeat or profile.test.repeat
@@ -134,7 +116,7 @@ def run_profile(
             text = server.log_tail(env.env_id, SCANNED_LINES)
             _show_server_log(hide_secrets(text, _secrets(profile, env)), notify)
     _github_step_summary(report, profile)
-    github.annotate(report)
+    annotate(report)
     github.set_outputs({"result": report.verdict, "exit-code": str(report.exit_code)})
     return report
 
@@ -171,7 +153,7 @@ def _worker_databases(
     if not names:
         return {}
     make_databases(env.connection, names)
-    server = _in_network(env.connection) if inside else env.connection
+    server = runtime_named(env.runtime).in_network(env.connection) if inside else env.connection
     folder = env_state_dir(env.env_id) / "workers"
     return write_files(folder, names, server, lambda c: _render(profile, c))
 
@@ -179,8 +161,6 @@ def _worker_databases(
 def _run_in_container(
     profile: Profile, env: Environment, argv: Sequence[str], extra: dict[str, str]
 ) -> SuiteResult:
-    from provisioner.runtime.docker import DockerRuntime
-
     container = profile.test.container
     assert container is not None
     mounts = {profile.workdir: str(profile.workdir)}
@@ -192,9 +172,8 @@ def _run_in_container(
         mounts[folder] = str(folder)  # the workers' file and setup files, at the same paths
     variables = {**network_variables(profile, env), **extra, **profile.test.env, **container.env}
     started = time.monotonic()
-    code = DockerRuntime().run_suite_container(
+    code = runtime_named(env.runtime).run_suite_container(
         env.env_id,
-        alias=NETWORK_ALIAS,
         image=container.image,
         argv=argv,
         env=variables,

@@ -1,4 +1,5 @@
-"""Reports of a run: a table for people, JSON for programs, Markdown for GitHub's step summary."""
+"""Reports of a run: a table for people, JSON for programs, Markdown for GitHub's step summary,
+and GitHub annotations for the tests that failed or were flaky."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from provisioner import github
 from provisioner.envfile import write_atomic
-from provisioner.runner import RunRecord, RunReport
+from provisioner.suite.verdict import RunRecord, RunReport
 
 _MARKS = {"passed": "✓", "failed": "✗", "skipped": "-", "missing": "?"}
 
@@ -66,6 +68,22 @@ def markdown(report: RunReport, profile: str | None = None) -> str:
         lines += ["", _counts(report) + "."]
     lines += [f"{_unreported(run)}." for run in report.unreported]
     return "\n".join(lines) + "\n"
+
+
+def annotate(report: RunReport) -> None:
+    """One `::error` annotation per failing test and one `::warning` per flaky test."""
+    for test in report.tests:
+        if test.verdict not in ("failed", "flaky"):
+            continue
+        level = "error" if test.verdict == "failed" else "warning"
+        runs = " ".join(test.outcomes)
+        github.annotation(
+            level,
+            f"{test.message or test.verdict} (runs: {runs})",
+            title=f"{test.verdict}: {test.test_id}",
+            file=test.file,
+            line=test.line,
+        )
 
 
 def _counts(report: RunReport) -> str:
