@@ -9,7 +9,6 @@ import pytest
 from provisioner.connection import Connection
 from provisioner.doctor import (
     Check,
-    _masked,
     checks_to_json,
     client_views,
     describe_presets,
@@ -22,6 +21,7 @@ from provisioner.doctor import (
     prisma_view,
     run_doctor,
 )
+from provisioner.doctor.checks import _masked
 from provisioner.envfile import format_env, render_env
 from provisioner.presets import PRESETS
 from provisioner.profile import load_profile
