@@ -17,9 +17,15 @@ from provisioner.doctor.target import Target, _target
 from provisioner.doctor.urls import _split_url
 from provisioner.doctor.views import _VIEW_NEEDS, ClientView, client_views
 from provisioner.envfile import render_env
-from provisioner.errors import EnvctlError, first_line
+from provisioner.errors import EnvctlError
 from provisioner.ports import port_free
 from provisioner.presets import PRESETS
+from provisioner.runtime.probe import (
+    EngineAnswer,
+    container_publishing,
+    engine_check,
+    image_present,
+)
 
 if TYPE_CHECKING:
     from provisioner.environments import Environment
@@ -64,23 +70,24 @@ def run_doctor(profile: Profile | None, env_file: Path | None) -> list[Check]:
     running = find(profile) if profile is not None else None
     target = _target(profile, running)
     checks: list[Check] = []
-    client = None
+    engine_answers = False
     runtime = wanted_runtime(profile)
     if runtime == "native":
         checks.append(Check("docker", True, "not needed: the runtime is native"))
     else:
-        docker_check, client = _check_docker(runtime)
-        checks.append(docker_check)
+        engine = engine_check()
+        checks.append(_check_docker(engine, runtime))
+        engine_answers = engine.error is None
     if profile is not None and running is not None:
         # It may run another version than the profile's (`up --postgres-version 17`): its
         # server is what the suite reaches, and it is here.
         checks.append(
             Check("image", True, f"not needed: the environment is up ({running.runtime})")
         )
-    elif profile is not None and client is not None:
-        checks.append(_check_image(profile, client))
+    elif profile is not None and engine_answers:
+        checks.append(_check_image(profile))
     if profile is not None:
-        checks.append(_check_port(profile, running, client))
+        checks.append(_check_port(profile, running, engine_answers))
     path = env_file if env_file is not None else (profile.env_file if profile else None)
     checks += _check_env_file(
         path, explicit=env_file is not None, profile=profile, running=running, target=target
@@ -89,49 +96,34 @@ def run_doctor(profile: Profile | None, env_file: Path | None) -> list[Check]:
     return [_masked(check, secrets) for check in checks]
 
 
-def _check_docker(runtime: str) -> tuple[Check, Any]:
-    from provisioner.runtime.engines import sdk_client, survey, unavailable
-
-    found = survey(timeout=3, every=True)
-    # What else was found (a socket that refused, Desktop's beside the default one) is
-    # evidence of which engine the suite's other tools may be talking to.
-    others = [
-        f"{probe.candidate.address} ({probe.candidate.source}): {probe.detail}"
-        for probe in found.probes
-        if probe.found and probe is not found.chosen
-    ]
+def _check_docker(engine: EngineAnswer, runtime: str) -> Check:
+    others = [f"{seen.address} ({seen.source}): {seen.detail}" for seen in engine.others]
     also = f"; also found: {'; '.join(others)}" if others else ""
-    try:
-        if found.chosen is None:
-            raise unavailable(found.probes)
-        client = sdk_client(found.chosen.candidate)
-    except EnvctlError as exc:
+    if engine.error is not None:
         if runtime == "auto":
             return Check(
                 "docker",
                 True,
-                f"{exc.message}; runtime auto will use native Postgres binaries instead{also}",
-            ), None
-        return Check("docker", False, f"{exc.message}{also}", exc.hint), None
-    chosen = found.chosen.candidate
+                f"{engine.error}; runtime auto will use native Postgres binaries instead{also}",
+            )
+        return Check("docker", False, f"{engine.error}{also}", engine.hint)
     return Check(
         "docker",
         True,
-        f"the Docker engine answers at {chosen.address} ({chosen.source}; {found.chosen.detail};"
-        f" chosen because {found.reason}){also}",
-    ), client
+        f"the Docker engine answers at {engine.address} ({engine.source}; {engine.detail};"
+        f" chosen because {engine.reason}){also}",
+    )
 
 
-def _check_image(profile: Profile, client: Any) -> Check:
-    from docker.errors import DockerException, ImageNotFound
-
+def _check_image(profile: Profile) -> Check:
     try:
         image = profile.postgres.resolved_image()
     except EnvctlError as exc:
         return Check("image", True, f"decided at start: {exc.message}")
-    try:
-        client.images.get(image)
-    except ImageNotFound:
+    present = image_present(image)
+    if isinstance(present, str):
+        return Check("image", False, f"cannot look up image {image}: {present}")
+    if not present:
         return Check(
             "image",
             False,
@@ -139,12 +131,10 @@ def _check_image(profile: Profile, client: Any) -> Check:
             f"`docker pull {image}`, or point ENVCTL_POSTGRES_IMAGE at a registry you can "
             "reach (e.g. mirror.example/postgres:{major}), or set postgres.image",
         )
-    except DockerException as exc:
-        return Check("image", False, f"cannot look up image {image}: {first_line(str(exc))}")
     return Check("image", True, f"image {image} is present")
 
 
-def _check_port(profile: Profile, running: Environment | None, client: Any) -> Check:
+def _check_port(profile: Profile, running: Environment | None, engine_answers: bool) -> Check:
     pg = profile.postgres
     if pg.port == "auto":
         if running is not None:
@@ -153,7 +143,7 @@ def _check_port(profile: Profile, running: Environment | None, client: Any) -> C
     port, host = pg.port, pg.host
     if running is not None and running.port == port:
         return Check("port", True, f"port {port} is held by this profile's running environment")
-    holder = _container_publishing(port) if client is not None else None
+    holder = container_publishing(port) if engine_answers else None
     if holder is None and port_free(host, port):
         return Check("port", True, f"port {port} on {host} is free")
     who = f"container '{holder}'" if holder else "another process"
@@ -164,16 +154,6 @@ def _check_port(profile: Profile, running: Environment | None, client: Any) -> C
         f"port {port} on {host} is in use by {who}",
         f"{stop}, choose another postgres.port, or use `port: auto`",
     )
-
-
-def _container_publishing(port: int) -> str | None:
-    from provisioner.runtime.docker import DockerRuntime
-    from provisioner.runtime.engine import EngineError
-
-    try:
-        return DockerRuntime()._container_publishing(port)
-    except (EnvctlError, EngineError):
-        return None
 
 
 def _check_env_file(
