@@ -270,14 +270,15 @@ class DockerRuntime:
     def _check_port_free(self, host: str, port: int) -> None:
         if port_free(host, port):
             return
-        holder = self._container_publishing(port)
+        holder = self.container_publishing(port)
         who = f"container '{holder}'" if holder else "another process"
         raise PortInUseError(
             f"port {port} on {host} is already in use by {who}",
             hint="stop it, choose another postgres.port, or use `port: auto`",
         )
 
-    def _container_publishing(self, port: int) -> str | None:
+    def container_publishing(self, port: int) -> str | None:
+        """The name of the container that publishes `port` on this engine, if one does."""
         for container in self.engine.containers([]):
             for binding in container.get("Ports") or []:
                 if binding.get("PublicPort") == port:

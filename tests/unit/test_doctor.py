@@ -9,7 +9,7 @@ import pytest
 from provisioner.connection import Connection
 from provisioner.doctor import (
     Check,
-    _masked,
+    Target,
     checks_to_json,
     client_views,
     describe_presets,
@@ -22,6 +22,7 @@ from provisioner.doctor import (
     prisma_view,
     run_doctor,
 )
+from provisioner.doctor.checks import _masked
 from provisioner.envfile import format_env, render_env
 from provisioner.presets import PRESETS
 from provisioner.profile import load_profile
@@ -205,8 +206,6 @@ def test_missing_db_port_names_the_runners_default_and_the_real_port(
     ],
 )
 def test_connection_failures_become_a_cause_and_a_fix(message: str, cause: str, fix: str) -> None:
-    from provisioner.doctor import Target
-
     view = medusa_view(
         {
             "DB_HOST": "127.0.0.1",
@@ -217,6 +216,139 @@ def test_connection_failures_become_a_cause_and_a_fix(message: str, cause: str, 
     )
     target = Target(port=55432, sslmode="disable", profile_ref="m.yaml", running=True)
     assert explain_failure(message, view, target) == (cause, fix)
+
+
+# One message of each kind libpq reports, in the order the explanations are tried.
+EXPLAINED = [
+    (
+        "server does not support SSL, but SSL was required",
+        "the client requires SSL (sslmode verify-full from DATABASE_URL) but the server has "
+        "SSL off",
+        "set sslmode=disable in DATABASE_URL, or turn SSL on in the profile (`ssl: require`)",
+    ),
+    (
+        'FATAL:  no pg_hba.conf entry for host "172.17.0.1", user "u", database "shop", no '
+        "encryption",
+        "the server accepts only SSL connections (the profile has ssl: verify-full) and this "
+        "client connects without SSL (DATABASE_URL says verify-full)",
+        "set sslmode=verify-full in DATABASE_URL",
+    ),
+    (
+        'FATAL:  pg_hba.conf rejects connection for host "172.17.0.1"',
+        "the server runs but is not ready yet: envctl turns clients away until it has set the "
+        "environment's password",
+        "wait until `envctl up` reports the database ready; if it failed, its error shows the "
+        "server's log",
+    ),
+    (
+        "Connection refused",
+        "nothing listens on db.example:6543 (from DATABASE_URL)",
+        "the database listens on 55432: set the port in DATABASE_URL to 55432",
+    ),
+    (
+        'connection to server on socket "/tmp/.s.PGSQL.5432" failed: No such file or directory',
+        "no host is set, so libpq tried its local Unix socket, where nothing listens",
+        "set the host in DATABASE_URL to 127.0.0.1",
+    ),
+    (
+        'FATAL:  password authentication failed for user "u"',
+        "the server rejects the password for user u (from DATABASE_URL)",
+        "use the environment's password: `envctl env p.yaml --show-password` prints it; "
+        "`envctl up` writes it into the file",
+    ),
+    (
+        'FATAL:  database "shop" does not exist',
+        "the server has no database shop",
+        "set the database in DATABASE_URL to db",
+    ),
+    (
+        'FATAL:  role "u" does not exist',
+        "the server has no user u",
+        "set the user name in DATABASE_URL to app",
+    ),
+    (
+        'server certificate for "localhost" does not match host name "db.example"',
+        "the server's certificate names localhost, 127.0.0.1, ::1 (and the container's names), "
+        "not db.example, and sslmode verify-full checks the name",
+        "connect to one of those names (set the host in DATABASE_URL to 127.0.0.1), or use "
+        "sslmode verify-ca, which checks the CA but not the name",
+    ),
+    (
+        "SSL error: certificate verify failed",
+        "the server's certificate is not signed by a CA this client trusts "
+        "(~/.postgresql/root.crt)",
+        "set PGSSLROOTCERT=/ca",
+    ),
+    (
+        'root certificate file "/root/.postgresql/root.crt" does not exist',
+        "sslmode verify-full verifies the server but no CA file is given",
+        "set PGSSLROOTCERT=/ca",
+    ),
+    (
+        'could not translate host name "db.example" to address: Name or service not known',
+        "the host name db.example does not resolve",
+        "set the host in DATABASE_URL to 127.0.0.1",
+    ),
+    (
+        "timeout expired",
+        "nothing answered on db.example:6543 within 5s",
+        "start it: `envctl up p.yaml`",
+    ),
+    (
+        'could not open certificate file "/x.crt": Permission denied',
+        "a certificate or key file the client names cannot be read",
+        "point the sslrootcert/sslcert/sslkey settings (PGSSL* or the URL) at the files of the "
+        "running environment; `envctl env p.yaml` lists them",
+    ),
+    (
+        'could not load private key file "/x.key"',
+        "a certificate or key file the client names cannot be read",
+        "point the sslrootcert/sslcert/sslkey settings (PGSSL* or the URL) at the files of the "
+        "running environment; `envctl env p.yaml` lists them",
+    ),
+    (
+        'could not read root certificate file "/ca"',
+        "a certificate or key file the client names cannot be read",
+        "point the sslrootcert/sslcert/sslkey settings (PGSSL* or the URL) at the files of the "
+        "running environment; `envctl env p.yaml` lists them",
+    ),
+    (
+        "SSL error: tlsv13 alert certificate required",
+        "the server wants a client certificate this client does not send",
+        "set PGSSLCERT and PGSSLKEY (or sslcert and sslkey in the URL) to the files envctl "
+        "wrote, or turn client_cert off in the profile",
+    ),
+    ("FATAL:  sorry, too many clients already", "the connection failed", "see the server's log"),
+]
+
+
+EXPLAINED_VIEW = libpq_url_view(
+    {"DATABASE_URL": "postgresql://u:p@db.example:6543/shop?sslmode=verify-full"}
+)
+EXPLAINED_TARGET = Target(
+    host="127.0.0.1",
+    port=55432,
+    user="app",
+    database="db",
+    sslmode="verify-full",
+    sslrootcert="/ca",
+    running=True,
+    profile_ref="p.yaml",
+)
+
+
+@pytest.mark.parametrize(("message", "cause", "fix"), EXPLAINED)
+def test_each_kind_of_libpq_error_has_its_own_cause_and_fix(
+    message: str, cause: str, fix: str
+) -> None:
+    assert explain_failure(message, EXPLAINED_VIEW, EXPLAINED_TARGET) == (cause, fix)
+
+
+@pytest.mark.parametrize("first", range(len(EXPLAINED)))
+def test_a_message_of_several_kinds_is_explained_as_the_earliest_kind(first: int) -> None:
+    message = " / ".join(message for message, _, _ in EXPLAINED[first:])
+    _, cause, fix = EXPLAINED[first]
+    assert explain_failure(message, EXPLAINED_VIEW, EXPLAINED_TARGET) == (cause, fix)
 
 
 def test_passwords_never_appear_in_checks() -> None:
