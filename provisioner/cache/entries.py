@@ -14,7 +14,7 @@ def list_entries(runtimes: list[Runtime]) -> list[dict[str, Any]]:
     first."""
     entries = []
     for runtime in runtimes:
-        for found in runtime.cache_entries():
+        for found in runtime.cache.entries():
             key = found["labels"].get(CACHE_LABEL, "")
             entries.append(
                 {
@@ -46,7 +46,7 @@ def prune(
         if not (everything or over or not entry["tagged"]):
             continue
         try:
-            by_name[entry["runtime"]].remove_cache_entry(entry["image"])
+            by_name[entry["runtime"]].cache.remove(entry["image"])
         except Exception:  # in use by a running environment: keep it
             continue
         kept_size -= entry["size"]

@@ -59,7 +59,7 @@ def _cache_lookup(
     """The cache key for this start (None if the runtime keeps no entries) and its entry."""
     folder = profile.folder
     bin_dir = pg.bin_dir if pg.bin_dir is None else (folder / pg.bin_dir).resolve()
-    identity = runtime.cache_identity(pg.resolved_image(), pg.major, bin_dir)
+    identity = runtime.cache.identity(pg.resolved_image(), pg.major, bin_dir)
     if identity is None:
         return None, None
     if pg.migrate is not None:
@@ -68,7 +68,7 @@ def _cache_lookup(
         # What the migrations read, by content: an edited migration file is a miss.
         seed_digests = [*seed_digests, f"migrate:{inputs_digest(profile)}"]
     key = cache_key(pg, identity, seed_digests)
-    hit = runtime.cached_entry(key)
+    hit = runtime.cache.entry(key)
     if hit:
         mark_used(key)
     return key, hit
@@ -83,5 +83,5 @@ def cache_store(
     with psycopg.connect(**connection.psycopg_kwargs(), autocommit=True) as conn:
         conn.execute("CHECKPOINT")
     labels = {CACHE_PROFILE_LABEL: record.profile or record.name}
-    runtime.store_cache(record.env_id, key, image, labels)
+    runtime.cache.store(record.env_id, key, image, labels)
     mark_used(key)

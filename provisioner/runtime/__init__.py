@@ -74,10 +74,40 @@ class FoundEnvironment:
     resources: tuple[str, ...]
 
 
+class RuntimeCache(Protocol):
+    """Where a runtime keeps initialized clusters (see provisioner.cache)."""
+
+    def identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:
+        """What identifies the server build for cache keys, or None if this runtime caches not."""
+        ...
+
+    def entry(self, key: str) -> str | None:
+        """The cache entry for `key` (what `ServerSpec.from_cache` takes), if there is one."""
+        ...
+
+    def store(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
+        """Keep the environment's current cluster as the cache entry for `key`."""
+        ...
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry: id, tags (empty if left over by a concurrent build), labels, size,
+        created."""
+        ...
+
+    def remove(self, entry_id: str) -> None:
+        """Remove an entry (not one a running environment uses)."""
+        ...
+
+
 class Runtime(Protocol):
     """What the lifecycle needs from a place that runs Postgres."""
 
     name: str
+
+    @property
+    def cache(self) -> RuntimeCache:
+        """Where this runtime keeps initialized clusters."""
+        ...
 
     def config_dir(self, env_id: str) -> str:
         """Where `ServerSpec.files` land, as the server sees the path."""
@@ -161,25 +191,4 @@ class Runtime(Protocol):
     def in_network(self, connection: Connection) -> Connection:
         """`connection` as a client on the environment's own network sees it (a suite
         container): the server's name and port there."""
-        ...
-
-    def cache_identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:
-        """What identifies the server build for cache keys, or None if this runtime caches not."""
-        ...
-
-    def cached_entry(self, key: str) -> str | None:
-        """The cache entry for `key` (what `ServerSpec.from_cache` takes), if there is one."""
-        ...
-
-    def store_cache(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
-        """Keep the environment's current cluster as the cache entry for `key`."""
-        ...
-
-    def cache_entries(self) -> list[dict[str, Any]]:
-        """Every entry: id, tags (empty if left over by a concurrent build), labels, size,
-        created."""
-        ...
-
-    def remove_cache_entry(self, entry_id: str) -> None:
-        """Remove an entry (not one a running environment uses)."""
         ...

@@ -5,21 +5,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-import json
 import shutil
 import sys
 import tarfile
 import tempfile
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from provisioner.connection import Connection
 from provisioner.errors import (
     AlreadyRunningError,
-    DockerUnavailableError,
     InfrastructureError,
     PortInUseError,
     ProfileError,
@@ -33,7 +30,8 @@ from provisioner.runtime import (
     ServerSpec,
     StartedServer,
 )
-from provisioner.runtime.engine import Engine, EngineError, EngineUnreachable, SdkSession
+from provisioner.runtime.docker_cache import CACHED_PGDATA, DockerCache, container_gone
+from provisioner.runtime.engine import Engine, EngineError, SdkSession, guarded_calls
 from provisioner.runtime.engines import (
     Candidate,
     Placement,
@@ -42,17 +40,8 @@ from provisioner.runtime.engines import (
     placement,
     sdk_client,
 )
-from provisioner.runtime.labels import (
-    CACHE_LABEL,
-    CACHE_REPOSITORY,
-    ENV_LABEL,
-    MANAGED_LABEL,
-    ROLE_LABEL,
-    image_tag,
-)
+from provisioner.runtime.labels import ENV_LABEL, MANAGED_LABEL, ROLE_LABEL, container_name
 
-F = TypeVar("F", bound=Callable[..., Any])
-C = TypeVar("C", bound=type)
 # envctl's files for the server (certificates, its key, pg_hba) arrive in FILES_INBOX and the
 # boot script moves them to CONFIG_DIR, on the container's own tmpfs, where no commit of a
 # cache entry reaches them.
@@ -65,48 +54,10 @@ SERVER_USER = "postgres"
 SERVER_UID = 999  # the official image's postgres user, which our test images copy
 NETWORK_ALIAS = "postgres"  # the server's name on its environment's network
 SERVER_PORT = 5432  # its port inside the container, on that network
-CACHED_PGDATA = "/var/lib/envctl/pgdata"  # outside the image's VOLUME, so a commit keeps it
 SHM_SIZE = 256 * 1024 * 1024  # Docker's default of 64 MiB is too little for parallel queries
 
 
-def _engine_errors(method: F) -> F:
-    """Turn a lost connection to the engine into one clear DockerUnavailableError."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except Exception as exc:
-            if not _lost_engine(exc):
-                raise
-            raise DockerUnavailableError(
-                f"the Docker engine stopped answering ({first_line(exc)})",
-                hint="start Docker again, then `envctl gc` removes whatever was left behind",
-            ) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _lost_engine(exc: Exception) -> bool:
-    """Whether `exc` says the engine did not answer (not that it answered with an error)."""
-    if isinstance(exc, EngineUnreachable):
-        return True
-    # The SDK's exceptions exist only once it was imported for a stream.
-    errors, requests = sys.modules.get("docker.errors"), sys.modules.get("requests")
-    if errors is None or requests is None or isinstance(exc, errors.APIError):
-        return False
-    return isinstance(exc, (requests.exceptions.RequestException, errors.DockerException))
-
-
-def _guarded_calls(cls: C) -> C:
-    """Wrap every method the class defines (all but dunders) with _engine_errors."""
-    for key, value in list(vars(cls).items()):
-        if callable(value) and not key.startswith("__"):
-            setattr(cls, key, _engine_errors(value))
-    return cls
-
-
-@_guarded_calls
+@guarded_calls
 class DockerRuntime:
     """Runs each environment's server in a container of the profile's image."""
 
@@ -115,6 +66,7 @@ class DockerRuntime:
     def __init__(self, engine: Engine | None = None) -> None:
         self.engine = engine if engine is not None else docker_engine()
         self._counter = 0
+        self.cache = DockerCache(self.engine, lambda: self.client, self.ensure_image)
 
     @functools.cached_property
     def client(self) -> Any:
@@ -164,7 +116,7 @@ class DockerRuntime:
             self.engine.request("POST", f"/containers/{container}/start", meanwhile=meanwhile)
             info = self.engine.container(container)
             if info is None:
-                raise _gone(spec.env_id)  # removed meanwhile, by `envctl gc` or by hand
+                raise container_gone(spec.env_id)  # removed meanwhile, by `envctl gc` or by hand
             port = int(info["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"])
         except EngineError as exc:
             self.remove(spec.env_id)
@@ -471,87 +423,6 @@ class DockerRuntime:
         finally:
             container.remove(force=True, v=True)
 
-    def cache_identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:
-        # Where the cluster lives is part of what an entry holds.
-        return f"{self.ensure_image(image)['Id']} pgdata={CACHED_PGDATA}"
-
-    def cached_entry(self, key: str) -> str | None:
-        found = self.engine.image(image_tag(key))
-        # The tag holds a prefix of the key: serve it only if the whole key matches.
-        if found is None or _labels(found).get(CACHE_LABEL) != key:
-            return None
-        return image_tag(key)
-
-    def store_cache(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
-        base = (self.engine.image(base_image) or {}).get("Config") or {}
-        mine = (self.engine.container(container_name(env_id)) or {}).get("Config") or {}
-        # The entry gets the base image's own configuration back: none of this container's
-        # environment (its password) or labels (its owner) may travel with the data. A commit
-        # keeps every variable and label of the container's that it is not given, so those
-        # the base lacks are given empty.
-        env = list(base.get("Env") or [])
-        known = {item.split("=", 1)[0] for item in env}
-        env += [f"{name}=" for name in _names(mine.get("Env")) if name not in known]
-        kept = {**(base.get("Labels") or {}), **labels, CACHE_LABEL: key}
-        config = {
-            "Env": env,
-            "Cmd": base.get("Cmd") or ["postgres"],
-            "Entrypoint": base.get("Entrypoint"),
-            "Labels": {
-                **{name: "" for name in (mine.get("Labels") or {}) if name not in kept},
-                **kept,
-            },
-        }
-        path = "/commit"
-        if self._podman:
-            path += "?" + urllib.parse.urlencode([("changes", c) for c in _commit_changes(config)])
-        try:
-            self.engine.request(
-                "POST",
-                path,
-                {
-                    "container": container_name(env_id),
-                    "repo": CACHE_REPOSITORY,
-                    "tag": image_tag(key).split(":", 1)[1],
-                    "pause": True,  # a crash-consistent copy of a running server's files
-                },
-                json_body=config,
-            )
-        except EngineError as exc:
-            if exc.not_found:
-                raise _gone(env_id) from None
-            raise
-
-    @functools.cached_property
-    def _podman(self) -> bool:
-        """Podman's Docker API (4.3) ignores the configuration a commit is given in its body:
-        it takes Dockerfile instructions (`changes`) instead."""
-        try:
-            version = self.engine.request("GET", "/version") or {}
-        except (EngineError, EngineUnreachable):
-            return False
-        components = version.get("Components") or [{}]
-        return str(components[0].get("Name", "")).startswith("Podman")
-
-    def cache_entries(self) -> list[dict[str, Any]]:
-        """Every cache image, tagged or left dangling by a concurrent build of the same key."""
-        entries = []
-        for image in self.client.images.list(filters={"label": CACHE_LABEL}):
-            entries.append(
-                {
-                    "id": image.id,
-                    "tags": list(image.tags),
-                    "labels": dict(image.labels or {}),
-                    "size": int(image.attrs.get("Size", 0)),
-                    "created": image.attrs.get("Created", ""),
-                }
-            )
-        return entries
-
-    def remove_cache_entry(self, entry_id: str) -> None:
-        """Remove a cache image (not while a container uses it)."""
-        self.client.images.remove(entry_id, force=False, noprune=False)
-
     def _container(self, env_id: str) -> Any:
         """The SDK's model of the environment's server container."""
         from docker.errors import NotFound
@@ -559,30 +430,7 @@ class DockerRuntime:
         try:
             return self.client.containers.get(container_name(env_id))
         except NotFound:
-            raise _gone(env_id) from None
-
-
-def _gone(env_id: str) -> InfrastructureError:
-    return InfrastructureError(
-        f"the container of environment {env_id} is gone", hint="start it again with `envctl up`"
-    )
-
-
-def _commit_changes(config: dict[str, Any]) -> list[str]:
-    """A commit's configuration as Podman's `changes`: one pair per ENV or LABEL (Podman does
-    not split several), each value in double quotes, which Podman strips (it reads no escapes
-    in them); CMD and ENTRYPOINT as JSON arrays."""
-    pairs = (item.partition("=") for item in config["Env"])
-    changes = [f'ENV {name}="{value}"' for name, _, value in pairs]
-    changes += [f'LABEL {name}="{value}"' for name, value in config["Labels"].items()]
-    changes.append(f"CMD {json.dumps(config['Cmd'])}")
-    if config.get("Entrypoint"):
-        changes.append(f"ENTRYPOINT {json.dumps(config['Entrypoint'])}")
-    return changes
-
-
-def _labels(image: dict[str, Any]) -> dict[str, str]:
-    return dict((image.get("Config") or {}).get("Labels") or {})
+            raise container_gone(env_id) from None
 
 
 def _name(container: dict[str, Any]) -> str:
@@ -591,7 +439,6 @@ def _name(container: dict[str, Any]) -> str:
 
 
 def _stream_logs(container: Any) -> None:
-    import sys
 
     try:
         for chunk in container.logs(stream=True, follow=True):
@@ -621,11 +468,6 @@ def _boot_script() -> str:
     return (Path(__file__).parent / "docker_boot.sh").read_text()
 
 
-def container_name(env_id: str) -> str:
-    """The container (and network) name of an environment."""
-    return f"envctl-{env_id}"
-
-
 def _config_archive(spec: ServerSpec) -> bytes:
     # Owned by the server's user, so that Postgres accepts its private key (0600).
     buffer = io.BytesIO()
@@ -645,8 +487,3 @@ def _config_archive(spec: ServerSpec) -> bytes:
             info.mtime = int(time.time())
             archive.addfile(info, io.BytesIO(item.content))
     return buffer.getvalue()
-
-
-def _names(env: list[str] | None) -> list[str]:
-    """The names of a container's `NAME=value` variables."""
-    return [item.split("=", 1)[0] for item in env or []]

@@ -11,14 +11,20 @@ read back) stay with the SDK, which is imported only when one is needed.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import socket
+import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from provisioner.errors import DockerUnavailableError, first_line
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
+F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=type)
 REQUEST_TIMEOUT = 120.0
 
 
@@ -244,3 +250,40 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         return f"[Errno {exc.errno}] {exc.strerror}"
     return str(exc) or type(exc).__name__
+
+
+def engine_errors(method: F) -> F:
+    """Turn a lost connection to the engine into one clear DockerUnavailableError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:
+            if not lost_engine(exc):
+                raise
+            raise DockerUnavailableError(
+                f"the Docker engine stopped answering ({first_line(exc)})",
+                hint="start Docker again, then `envctl gc` removes whatever was left behind",
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def lost_engine(exc: Exception) -> bool:
+    """Whether `exc` says the engine did not answer (not that it answered with an error)."""
+    if isinstance(exc, EngineUnreachable):
+        return True
+    # The SDK's exceptions exist only once it was imported for a stream.
+    errors, requests = sys.modules.get("docker.errors"), sys.modules.get("requests")
+    if errors is None or requests is None or isinstance(exc, errors.APIError):
+        return False
+    return isinstance(exc, (requests.exceptions.RequestException, errors.DockerException))
+
+
+def guarded_calls(cls: C) -> C:
+    """Wrap every method the class defines (all but dunders) with engine_errors."""
+    for key, value in list(vars(cls).items()):
+        if callable(value) and not key.startswith("__"):
+            setattr(cls, key, engine_errors(value))
+    return cls

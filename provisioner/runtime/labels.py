@@ -1,6 +1,6 @@
-"""Every label envctl puts on what it creates: servers (containers, native server folders) and
-cache entries. One home, so that what `gc`, `status` and `cache ls` read back is what was
-written."""
+"""Every label envctl puts on what it creates (servers: containers, native server folders; cache
+entries), and the names it gives them. One home, so that what `gc`, `status` and `cache ls`
+read back is what was written."""
 
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ def environment_labels(record: EnvironmentRecord) -> dict[str, str]:
         f"{LABEL_PREFIX}runtime": record.runtime,
         STATE_DIR_LABEL: str(env_state_dir(record.env_id)),
     }
+
+
+def container_name(env_id: str) -> str:
+    """The container (and network) name of an environment."""
+    return f"envctl-{env_id}"
 
 
 def image_tag(key: str) -> str:

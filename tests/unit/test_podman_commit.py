@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from provisioner.runtime.docker import _commit_changes
+from provisioner.runtime.docker_cache import _commit_changes
 
 
 def test_one_instruction_per_pair_values_in_quotes_commands_as_json() -> None:

@@ -20,7 +20,6 @@ import stat
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from provisioner.connection import Connection
 from provisioner.errors import InfrastructureError, UsageError
@@ -73,6 +72,7 @@ class NativeRuntime:
     """Runs each environment's server from PostgreSQL binaries installed on this machine."""
 
     name = "native"
+    cache = entries.NativeCache()
 
     def config_dir(self, env_id: str) -> str:
         return str(Layout(private_folder(env_id)).config)
@@ -275,21 +275,3 @@ class NativeRuntime:
 
     def in_network(self, connection: Connection) -> Connection:
         return connection  # no network of its own: clients on this machine reach it as it is
-
-    # --- the cache: a copy of a stopped-in-time data folder per entry (entries.py) ---------
-
-    def cache_identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:
-        install = find_install(major, bin_dir)
-        return f"native {install.version} {install.bin_dir} ({install.source})"
-
-    def cached_entry(self, key: str) -> str | None:
-        return entries.cached_entry(key)
-
-    def store_cache(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
-        entries.store(running_state(env_id), key, labels)
-
-    def cache_entries(self) -> list[dict[str, Any]]:
-        return entries.list_entries()
-
-    def remove_cache_entry(self, entry_id: str) -> None:
-        entries.remove(entry_id)

@@ -21,9 +21,10 @@ from typing import Any
 
 from provisioner.errors import InfrastructureError
 from provisioner.processes import process_alive, run, start_time
+from provisioner.runtime.binaries import find_install
 from provisioner.runtime.labels import CACHE_LABEL
 from provisioner.runtime.native.files import tree
-from provisioner.runtime.native.layout import ServerState
+from provisioner.runtime.native.layout import ServerState, running_state
 
 log = logging.getLogger(__name__)
 
@@ -122,3 +123,23 @@ def _abandoned_build(entry: Path) -> bool:
         return False
     pid, started = int(match.group(1)), int(match.group(2))
     return not process_alive(pid, started or None)
+
+
+class NativeCache:
+    """The native runtime's cache: a copy of a stopped-in-time data folder per entry."""
+
+    def identity(self, image: str, major: int, bin_dir: Path | None) -> str | None:
+        install = find_install(major, bin_dir)
+        return f"native {install.version} {install.bin_dir} ({install.source})"
+
+    def entry(self, key: str) -> str | None:
+        return cached_entry(key)
+
+    def store(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
+        store(running_state(env_id), key, labels)
+
+    def entries(self) -> list[dict[str, Any]]:
+        return list_entries()
+
+    def remove(self, entry_id: str) -> None:
+        remove(entry_id)
