@@ -258,7 +258,10 @@ def keep_in_cache(
     plan: Plan,
     notify: Notify,
 ) -> None:
-    """Keep the initialized cluster as a cache entry, when this start is the one to keep it."""
+    """Keep the initialized cluster as a cache entry, when this start is the one to keep it;
+    after a start from an entry, let the cache prepare the next one."""
+    if plan.hit:
+        runtime.cache.started_from(record.env_id, plan.hit)
     if not plan.store:
         return
     signals.current().checkpoint()

@@ -89,6 +89,11 @@ class RuntimeCache(Protocol):
         """Keep the environment's current cluster as the cache entry for `key`."""
         ...
 
+    def started_from(self, env_id: str, entry: str) -> None:
+        """A server started from `entry` answers: prepare what makes the next start from it
+        fast (called only now, so that nothing competes with this start)."""
+        ...
+
     def entries(self) -> list[dict[str, Any]]:
         """Every entry: id, tags (empty if left over by a concurrent build), labels, size,
         created."""

@@ -83,6 +83,9 @@ class DockerCache:
                 raise container_gone(env_id) from None
             raise
 
+    def started_from(self, env_id: str, entry: str) -> None:
+        """Nothing to prepare: a container starts from the image as it is."""
+
     @functools.cached_property
     def _podman(self) -> bool:
         """Podman's Docker API (4.3) ignores the configuration a commit is given in its body:

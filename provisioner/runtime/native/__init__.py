@@ -4,7 +4,8 @@ Each environment gets `<tmp>/envctl-native-<uid>/<env_id>/` (0700) holding its d
 config files, socket folder, inbox and server log (`layout`). The server runs detached, in its
 own session, so that it outlives `envctl up` (`server`); what later commands need to find it
 again (folder, pid, port, install) is kept in `native.json` in envctl's state folder for the
-environment. A cluster is made by initdb (`cluster`) or copied from the cache (`entries`).
+environment. A cluster is made by initdb (`cluster`), or comes from the cache (`entries`): a
+spare copy of the entry renamed into place (`spare`), else a copy.
 
 Postgres refuses to run as root, so when envctl is root every server process and client tool
 runs as the unprivileged system user `envctl-postgres` (`user`), which owns the private folder.
@@ -33,7 +34,7 @@ from provisioner.runtime import (
 from provisioner.runtime.binaries import find_install
 from provisioner.runtime.engines import Placement
 from provisioner.runtime.labels import environment_labels
-from provisioner.runtime.native import entries
+from provisioner.runtime.native import entries, spare
 from provisioner.runtime.native.cluster import (
     adopt_password,
     check_ssl,
@@ -41,8 +42,7 @@ from provisioner.runtime.native.cluster import (
     initdb,
     write_files,
 )
-from provisioner.runtime.native.entries import copy_tree
-from provisioner.runtime.native.files import remove_folder, tail, tree
+from provisioner.runtime.native.files import copy_tree, remove_folder, tail, tree
 from provisioner.runtime.native.layout import (
     STATE_FILE,
     Layout,
@@ -112,8 +112,12 @@ class NativeRuntime:
         try:
             save_state(state)
             write_files(layout.config, spec.files, user)
+            from_spare = False
             if spec.from_cache:
-                copy_tree(Path(spec.from_cache) / "data", layout.data)
+                # A spare copy is renamed into place; without one, the entry is copied.
+                from_spare = spare.take(Path(spec.from_cache), layout.data)
+                if not from_spare:
+                    copy_tree(Path(spec.from_cache) / "data", layout.data)
             else:
                 initdb(spec, install, layout, user)
             state = launch(spec, install, layout, user, state, meanwhile)
@@ -134,6 +138,7 @@ class NativeRuntime:
                 "bin_dir": str(install.bin_dir),
                 "postgres_version": install.version,
                 "install": install.source,
+                **({"from_spare": True} if from_spare else {}),
             },
         )
 

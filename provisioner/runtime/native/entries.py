@@ -4,6 +4,7 @@ A copy is made while the server is frozen (SIGSTOP to its process group, as `doc
 pauses a container): it is what a crash at that instant would leave, which the next start
 recovers from the last checkpoint in milliseconds. A copy is built under a dot-name and renamed
 into place whole; one left by a killed envctl is known as abandoned by the builder in its name.
+An entry also holds the spare copies warm starts take (`spare`), and they go with it.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.errors import InfrastructureError
-from provisioner.processes import process_alive, run, start_time
+from provisioner.processes import process_alive, start_time
 from provisioner.runtime.binaries import find_install
 from provisioner.runtime.labels import CACHE_LABEL
-from provisioner.runtime.native.files import tree
-from provisioner.runtime.native.layout import ServerState, running_state
+from provisioner.runtime.native import spare
+from provisioner.runtime.native.files import copy_tree, tree
+from provisioner.runtime.native.layout import ServerState, private_folder, running_state
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ def store(state: ServerState, key: str, labels: dict[str, str]) -> None:
         info = {"key": key, "labels": labels, "created": time.time(), "version": state.version}
         (building / "entry.json").write_text(json.dumps(info))
         os.rename(building, root / key)  # whole or not at all; an existing one wins
+        spare.make(root / key, state.layout.folder)  # the next start is already fast
     except OSError as exc:
         if not (root / key).exists():
             log.warning("could not keep the cluster in the cache: %s", exc)
@@ -106,14 +109,8 @@ def remove(entry_id: str) -> None:
     # Renamed first: a start never copies from half an entry.
     doomed = entry.with_name(f".removing-{entry.name}")
     os.rename(entry, doomed)
+    spare.stop_builds(doomed)  # a spare being built must not write into what is removed
     shutil.rmtree(doomed)
-
-
-def copy_tree(source: Path, target: Path) -> None:
-    """A copy that keeps owners and modes (`cp -a`; copy-on-write where the disk can)."""
-    result = run(["cp", "-a", str(source), str(target)])
-    if result.returncode != 0:
-        raise OSError(result.stderr.strip() or f"cp exited with {result.returncode}")
 
 
 def _abandoned_build(entry: Path) -> bool:
@@ -137,6 +134,9 @@ class NativeCache:
 
     def store(self, env_id: str, key: str, base_image: str, labels: dict[str, str]) -> None:
         store(running_state(env_id), key, labels)
+
+    def started_from(self, env_id: str, entry: str) -> None:
+        spare.make(Path(entry), private_folder(env_id))
 
     def entries(self) -> list[dict[str, Any]]:
         return list_entries()

@@ -1,4 +1,5 @@
-"""Small file helpers of the native runtime: reading logs and lock files, walking, removing."""
+"""Small file helpers of the native runtime: reading logs and lock files, walking, copying,
+removing."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import shutil
 import sys
 from pathlib import Path
+
+from provisioner.processes import run
 
 
 def read_lines(path: Path) -> list[str]:
@@ -40,6 +43,15 @@ def tree(path: Path) -> list[Path]:
     if not path.is_dir() or path.is_symlink():
         return [path]
     return [path, *(item for item in sorted(path.rglob("*")) if not item.is_symlink())]
+
+
+def copy_tree(source: Path, target: Path, pass_fds: tuple[int, ...] = ()) -> None:
+    """A copy that keeps owners and modes (`cp -a`; copy-on-write where the disk can).
+
+    `pass_fds`: open files `cp` holds too while it copies (a lock that must outlive its caller)."""
+    result = run(["cp", "-a", str(source), str(target)], pass_fds=pass_fds)
+    if result.returncode != 0:
+        raise OSError(result.stderr.strip() or f"cp exited with {result.returncode}")
 
 
 def remove_folder(folder: Path) -> list[str]:
