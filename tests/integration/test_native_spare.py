@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -188,3 +189,38 @@ def test_a_half_built_spare_of_a_dead_builder_is_never_taken_and_is_cleaned_up(
     finally:
         stop(cached)
     wait_for(lambda: not half.exists() and len(spares(entry)) == 1, "clean-up of the half")
+
+
+def test_two_starts_at_once_never_share_a_spare(tmp_path: Path, cached: Path) -> None:
+    # Two profiles with the same content (the same entry) start at the same moment: a rename
+    # gives the spare to one of them; the other copies. Each has its own whole cluster.
+    entry, _ = keep_entry_with_a_spare(tmp_path, cached)
+    twins = []
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        shutil.copy(tmp_path / "seed.sql", tmp_path / sub / "seed.sql")
+        twins.append(write_profile(tmp_path / sub, cached.read_text(), name="spare.yaml"))
+    barrier = threading.Barrier(2)
+    started: dict[Path, dict[str, Any]] = {}
+
+    def up(profile: Path) -> None:
+        barrier.wait()
+        started[profile] = start(profile)
+
+    threads = [threading.Thread(target=up, args=(profile,)) for profile in twins]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=180)
+        assert len(started) == 2
+        assert [the_entry(tmp_path)] == [entry]
+        assert all(details["rows"] == 2000 for details in started.values())
+        taken = [details for details in started.values() if details.get("from_spare")]
+        assert 1 <= len(taken) <= 2  # a second only if the next spare was built in between
+        folders = {Path(details["data_dir"]) for details in started.values()}
+        assert len({folder.stat().st_ino for folder in folders}) == 2
+    finally:
+        for profile in twins:
+            stop(profile)
+    wait_for(lambda: len(spares(entry)) == 1 and not builds(entry), "one spare afterwards")
