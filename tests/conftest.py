@@ -28,6 +28,22 @@ from provisioner.runtime.native.layout import private_folder
 LOCAL_IMAGES = "envctl-test/postgres:{major}"
 
 
+def _take_back_ignored_signals() -> None:
+    """Let Ctrl-C and a hang-up reach what the tests start, as they reach a user's command.
+
+    A suite started with them ignored (a background job of a script, `nohup`) hands the
+    ignoring down to every process it starts, and the tests that send SIGINT or SIGHUP to envctl
+    would wait for an exit that never comes.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+_take_back_ignored_signals()
+
+
 def image_settings(environ: Mapping[str, str]) -> tuple[str, tuple[int, ...]]:
     """The test images and majors: the switch CI workflows set.
 
