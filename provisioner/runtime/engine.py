@@ -272,7 +272,7 @@ def engine_errors(method: F) -> F:
 
 def lost_engine(exc: Exception) -> bool:
     """Whether `exc` says the engine did not answer (not that it answered with an error)."""
-    if isinstance(exc, EngineUnreachable):
+    if isinstance(exc, EngineUnreachable | ConnectionError):  # reset, broken pipe, refused
         return True
     # The SDK's exceptions exist only once it was imported for a stream.
     errors, requests = sys.modules.get("docker.errors"), sys.modules.get("requests")

@@ -10,11 +10,13 @@ tried (a silent fallback would start the database on another engine than the one
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import ipaddress
 import json
 import os
 import socket
 import stat
+import sys
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +36,13 @@ DEFAULT_SOCKET = "/var/run/docker.sock"
 MIN_API_VERSION = (1, 25)  # the Engine API fields envctl reads are stable since 1.25
 HOST_OVERRIDES = ("ENVCTL_HOST_OVERRIDE", "TESTCONTAINERS_HOST_OVERRIDE")
 PING_TIMEOUT = 3.0
+# How envctl (through the SDK and paramiko) reaches an ssh:// engine, for the hint of one that
+# does not answer.
+SSH_HINT = (
+    "envctl reaches ssh:// engines with paramiko, which reads ~/.ssh/config (HostName, Port, "
+    "User, IdentityFile, ProxyCommand), ~/.ssh/known_hosts, your keys and the agent: "
+    "`{login} docker version` must work without a prompt"
+)
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,9 @@ def probe(candidate: Candidate, timeout: float) -> Probe:
     """Ask `candidate`'s engine for its version: whether it is there and answers."""
     if candidate.problem:
         return Probe(candidate, False, False, candidate.problem, candidate.hint)
+    if _is_ssh(candidate) and importlib.util.find_spec("paramiko") is None:
+        detail = "the docker SDK reaches ssh:// engines only with paramiko installed"
+        return Probe(candidate, False, False, detail, "pip install 'envctl[ssh]'")
     path = candidate.socket_path
     if path is not None:
         if not os.path.exists(path):
@@ -163,7 +175,8 @@ def probe(candidate: Candidate, timeout: float) -> Probe:
         engine = connect(candidate, timeout)
         version = engine.request("GET", "/version", timeout=timeout)
     except (EngineUnreachable, EngineError) as exc:
-        return Probe(candidate, path is not None, False, str(exc))
+        hint = SSH_HINT.format(login=_ssh_login(candidate.address)) if _is_ssh(candidate) else None
+        return Probe(candidate, path is not None, False, str(exc), hint)
     api = str(version.get("ApiVersion", "0"))
     product = (version.get("Components") or [{}])[0].get("Name", "Engine")
     product = "Docker Engine" if product == "Engine" else product  # Podman: "Podman Engine"
@@ -289,7 +302,13 @@ def sdk_connect(candidate: Candidate, timeout: float = PING_TIMEOUT) -> Any:
         first = _sdk_client(candidate, timeout, ".".join(map(str, MIN_API_VERSION)))
         client = _sdk_client(candidate, timeout, first.version(api_version=False)["ApiVersion"])
         client.ping()
-    except (DockerException, OSError, KeyError) as exc:
+    except Exception as exc:
+        # paramiko's own errors (a refused key, an unknown host key) come out of the SDK as
+        # they are; it is imported only for an ssh:// engine.
+        paramiko = sys.modules.get("paramiko")
+        ssh_error = paramiko is not None and isinstance(exc, paramiko.SSHException)
+        if not (ssh_error or isinstance(exc, DockerException | OSError | KeyError)):
+            raise
         import re
 
         detail = re.search(r"\[Errno -?\d+\] [^)\"'\]]+", str(exc))
@@ -312,13 +331,35 @@ def _sdk_client(candidate: Candidate, timeout: float, version: str) -> Any:
             verify=material.ca if material.verify and material.ca else material.verify,
         )
     client = docker.DockerClient(
-        base_url=candidate.address, tls=tls, version=version, timeout=seconds
+        base_url=_sdk_address(candidate.address), tls=tls, version=version, timeout=seconds
     )
     if client.api.verify not in (True, False, None):
         # _own_ca: requests lets REQUESTS_CA_BUNDLE (set on many machines) replace the
         # session's own CA file on every request, so the engine's CA would never be asked.
         client.api.trust_env = False
     return client
+
+
+def _sdk_address(address: str) -> str:
+    """`address` as the SDK is given it: an ssh:// address without a port gets its host's Port
+    from ~/.ssh/config, which the SDK would never read (it puts 22 there first)."""
+    parts = urllib.parse.urlsplit(address)
+    if parts.scheme != "ssh" or parts.port or not parts.hostname:
+        return address
+    port = _ssh_config(parts.hostname).get("port")
+    return address if port is None else parts._replace(netloc=f"{parts.netloc}:{port}").geturl()
+
+
+def _is_ssh(candidate: Candidate) -> bool:
+    return candidate.address.startswith("ssh://")
+
+
+def _ssh_login(address: str) -> str:
+    """The `ssh` command line that reaches the engine host of an ssh:// address."""
+    parts = urllib.parse.urlsplit(address)
+    port = f"-p {parts.port} " if parts.port else ""
+    user = f"{parts.username}@" if parts.username else ""
+    return f"ssh {port}{user}{parts.hostname}"
 
 
 def _unavailable(candidate: Candidate, detail: str) -> DockerUnavailableError:
@@ -341,9 +382,32 @@ class Placement:
 def engine_host(address: str) -> str | None:
     """The host of a remote engine's address (tcp://, ssh://, http(s)://), None for a socket."""
     parts = urllib.parse.urlsplit(address)
-    if parts.scheme in ("tcp", "ssh", "http", "https") and parts.hostname:
+    if parts.scheme == "ssh" and parts.hostname:
+        return _ssh_hostname(parts.hostname)
+    if parts.scheme in ("tcp", "http", "https") and parts.hostname:
         return parts.hostname
     return None
+
+
+def _ssh_hostname(host: str) -> str:
+    """The address an ssh host alias stands for (its HostName in ~/.ssh/config), as the SDK's
+    paramiko connection resolves it: `ssh://build-box` is where clients must go only if
+    build-box is a name they can resolve."""
+    return str(_ssh_config(host).get("hostname", host))
+
+
+def _ssh_config(host: str) -> dict[str, Any]:
+    """What ~/.ssh/config says of `host` (hostname, port, user...), read as the SDK reads it
+    (with paramiko); empty without a config or paramiko."""
+    config = Path(os.path.expanduser("~/.ssh/config"))
+    if not config.is_file() or importlib.util.find_spec("paramiko") is None:
+        return {}
+    import paramiko
+
+    try:
+        return dict(paramiko.SSHConfig.from_path(str(config)).lookup(host))
+    except (OSError, paramiko.ConfigParseError):
+        return {}
 
 
 def on_this_machine(address: str) -> bool:
