@@ -216,6 +216,10 @@ class PostgresConfig(_Strict):
     seed: list[Annotated[SeedItem, BeforeValidator(_seed_item)]] = Field(default_factory=list)
     seed_options: SeedOptions = Field(default_factory=SeedOptions)
     migrate: MigrateConfig | None = None
+    # template1 becomes a copy of the seeded, migrated database, so that every database the
+    # suite creates itself (CREATE DATABASE with no TEMPLATE, createdb, Medusa's runner)
+    # starts in that state instead of empty.
+    template1: bool = False
 
     @field_validator("locale", "encoding")
     @classmethod

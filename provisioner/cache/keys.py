@@ -65,6 +65,8 @@ def cache_key(pg: PostgresConfig, image_id: str, seed_digests: list[str]) -> str
         "migrate": pg.migrate.model_dump(mode="json") if pg.migrate else None,
         "seed_bytes": seed_digests,
     }
+    if pg.template1:  # only when set: the keys of every other profile stay as they were
+        state["template1"] = True
     digest.update(json.dumps(state, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 

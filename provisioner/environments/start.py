@@ -246,9 +246,11 @@ def migrate_and_make_template(
             notify,
             on_start=lambda pgid: record_suite_group(record.env_id, pgid),
         )
-    from provisioner.postgres.databases import make_template
+    from provisioner.postgres.databases import make_template, make_template1
 
     make_template(connection)
+    if pg.template1:
+        make_template1(connection)
 
 
 def keep_in_cache(

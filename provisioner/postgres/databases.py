@@ -45,6 +45,27 @@ def make_template(connection: Connection) -> None:
         )
 
 
+def make_template1(connection: Connection) -> None:
+    """Make template1 a copy of the working database's template (`postgres.template1`), so
+    that a database created with no TEMPLATE clause starts seeded and migrated.
+
+    A runner that creates a database per test file and migrates it (Medusa's) then finds every
+    migration applied and runs none. template1 is an ordinary database flagged as a template:
+    Postgres lets it be dropped and made again from another, and any CREATEDB role may copy it.
+    """
+    from psycopg import sql
+
+    with admin_connection(connection) as conn:
+        conn.execute("ALTER DATABASE template1 WITH IS_TEMPLATE false")
+        _drop_database(conn, "template1")
+        conn.execute(
+            sql.SQL("CREATE DATABASE template1 TEMPLATE {}{}").format(
+                sql.Identifier(template_name(connection.database)), sql.SQL(_strategy(conn))
+            )
+        )
+        conn.execute("ALTER DATABASE template1 WITH IS_TEMPLATE true")
+
+
 def reset_database(connection: Connection) -> float:
     """Re-create the working database from its template; return the seconds it took."""
     import time

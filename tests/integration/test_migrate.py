@@ -159,3 +159,44 @@ def test_the_suite_gets_the_migrated_database_through_the_cli(tmp_path: Path, do
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [2]
     assert "migrating: " in result.stderr
     assert leftovers(docker, tmp_path) == []
+
+
+def _new_database_tables(env: Any, name: str) -> list[str]:
+    """CREATE DATABASE with no TEMPLATE, as a suite's runner does it, and the tables it has."""
+    admin = env.connection.with_database("postgres")
+    with psycopg.connect(admin.url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(env.connection.with_database(name).url) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+        ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def test_template1_makes_every_new_database_start_migrated_also_from_the_cache(
+    tmp_path: Path, docker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVCTL_CACHE", "on")
+    path = _project(tmp_path, extra="  template1: true\n")
+    try:
+        for start in range(2):  # the start that migrates and keeps, then one from the cache
+            notes: list[str] = []
+            with environment(load_profile(path), notify=notes.append) as env:
+                assert _new_database_tables(env, f"file_{start}") == ["items", "seeded"]
+                assert _items(env.connection.with_database(f"file_{start}").url) == [
+                    (1, "one"),
+                    (2, "two"),
+                ]
+                reset(env)  # the working database goes back; template1 stays migrated
+                assert _new_database_tables(env, "after_reset") == ["items", "seeded"]
+            assert any("from the cache" in note for note in notes) == (start == 1)
+        assert _runs(tmp_path) == 1
+    finally:
+        remove_cache_entries(docker, tmp_path)
+    assert leftovers(docker, tmp_path) == []
+
+
+def test_without_template1_a_new_database_is_empty(tmp_path: Path, docker: Any) -> None:
+    with environment(load_profile(_project(tmp_path))) as env:
+        assert _new_database_tables(env, "file_1") == []
+    assert leftovers(docker, tmp_path) == []

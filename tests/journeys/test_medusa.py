@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,4 +104,79 @@ def test_the_medusa_profile_runs_a_suite_in_the_backend_folder(journey: Journey)
     assert seen["cwd"] == str(server)
     assert seen["DB_PORT"] == str(PORT)
     assert seen["PGSSLMODE"] == "disable"
+    assert not (server / ".env.test").exists()
+
+
+# Medusa's runner in miniature: per test file it creates a database with no TEMPLATE, from the
+# DB_* variables it reads, and migrates it with the app's migrator, which applies what the
+# database's migration table does not list yet.
+MIGRATOR = """
+import os, sys
+from pathlib import Path
+import psycopg
+
+def migrate(url):
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS migrations (name text PRIMARY KEY)")
+        done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+        todo = [p for p in sorted(Path("migrations").glob("*.sql")) if p.name not in done]
+        for path in todo:
+            conn.execute(path.read_text())
+            conn.execute("INSERT INTO migrations VALUES (%s)", [path.name])
+    return len(todo)
+
+if __name__ == "__main__":
+    print("applied", migrate(os.environ["DATABASE_URL"]))
+"""
+RUNNER = """
+import os
+import psycopg
+from migrate import migrate
+
+base = "postgresql://{DB_USERNAME}:{DB_PASSWORD}@{DB_HOST}:{DB_PORT}/".format(**os.environ)
+for number in range(1, 4):
+    name = f"medusa-integration-{number}"
+    with psycopg.connect(base + "postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    applied = migrate(base + name)
+    with psycopg.connect(base + name) as conn:
+        conn.execute("INSERT INTO products (title) VALUES ('shirt')")
+        count = conn.execute("SELECT count(*) FROM products").fetchone()[0]
+    with psycopg.connect(base + "postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    print(f"file {number}: applied {applied}, products {count}")
+"""
+
+
+def test_a_runner_that_migrates_a_database_per_file_finds_it_migrated_with_template1(
+    journey: Journey,
+) -> None:
+    server = _backend(journey)
+    (server / "migrations").mkdir()
+    (server / "migrations" / "001_products.sql").write_text(
+        "CREATE TABLE products (id serial PRIMARY KEY, title text NOT NULL);\n"
+    )
+    (server / "migrations" / "002_variants.sql").write_text(
+        "CREATE TABLE variants (id serial PRIMARY KEY, product int REFERENCES products);\n"
+    )
+    (server / "migrate.py").write_text(MIGRATOR)
+    (server / "runner.py").write_text(RUNNER)
+    (server / "envctl.fast.yaml").write_text(
+        "extends: envctl.yaml\n"
+        "postgres:\n"
+        f"  migrate: {{command: [{sys.executable!r}, migrate.py], inputs: [migrations/*.sql]}}\n"
+        "  template1: true\n"
+    )
+    command = ("--postgres-version", "17", "--", sys.executable, "runner.py")
+    # The shipped profile: every file's database starts empty and is migrated from scratch.
+    plain = journey.envctl("run", "envctl.yaml", *command, cwd=server)
+    assert plain.returncode == 0, plain.stderr
+    assert "file 3: applied 2, products 1" in plain.stdout
+    # Twice with the migrations in template1, on the same fixed port: every file finds them.
+    for _ in range(2):
+        fast = journey.envctl("run", "envctl.fast.yaml", *command, cwd=server)
+        assert fast.returncode == 0, fast.stderr
+        for number in (1, 2, 3):
+            assert f"file {number}: applied 0, products 1" in fast.stdout, fast.stdout
+        no_traceback(fast)
     assert not (server / ".env.test").exists()
