@@ -6,7 +6,7 @@ DB_PORT, DB_USERNAME and DB_PASSWORD (what envctl's `medusa` preset writes), `CR
 with a random name and no TEMPLATE clause (so it copies template1), migrate it (the migrator,
 in this process), run a tiny test on two of its tables, and `DROP DATABASE ... WITH (FORCE)`.
 It exits 1 if any step fails. Its last line, `medusa-runner: {json}`, gives the migrations
-applied and the seconds of each file, for the benchmark to read.
+each file applied and the seconds of each phase of each file, for the benchmark to read.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 from bench.migrator import apply_migrations
 
 SUMMARY = "medusa-runner: "
+PHASES = ("CREATE DATABASE", "migrate + test", "DROP DATABASE")
 
 
 def connect(database: str) -> Any:
@@ -57,17 +58,25 @@ def tiny_test(conn: Any) -> None:
         raise AssertionError(f"expected 3 children summing to 3, found {tuple(found)}")
 
 
-def test_file(admin: Any, migrations: Path) -> int:
-    """One test file's life: create, migrate, test, drop; the migrations it applied."""
+def test_file(admin: Any, migrations: Path) -> tuple[int, dict[str, float]]:
+    """One test file's life: create, migrate, test, drop; the migrations it applied and the
+    seconds of each of the `PHASES`."""
     name = f"medusa_test_{secrets.token_hex(6)}"
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
     admin.execute(f'CREATE DATABASE "{name}"')
+    seconds[PHASES[0]] = time.perf_counter() - started
     try:
+        started = time.perf_counter()
         with connect(name) as conn:
             applied = apply_migrations(conn, migrations)
             tiny_test(conn)
+        seconds[PHASES[1]] = time.perf_counter() - started
     finally:
+        started = time.perf_counter()
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    return applied
+        seconds[PHASES[2]] = time.perf_counter() - started
+    return applied, seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,13 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=10, help="test files to run (default 10)")
     args = parser.parse_args(argv)
     applied: list[int] = []
-    seconds: list[float] = []
+    seconds: list[dict[str, float]] = []
     try:
         with connect("postgres") as admin:
             for _ in range(args.files):
-                started = time.perf_counter()
-                applied.append(test_file(admin, args.migrations))
-                seconds.append(time.perf_counter() - started)
+                count, phases = test_file(admin, args.migrations)
+                applied.append(count)
+                seconds.append(phases)
     except Exception as exc:
         print(f"medusa-runner: test file {len(applied) + 1} failed: {exc}", file=sys.stderr)
         return 1
