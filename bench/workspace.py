@@ -183,8 +183,16 @@ class Workspace:
         done = self.envctl(name, "--help", check=False)
         return done.returncode == 0
 
-    def profile(self, name: str, *, seed: list[Any] | None = None, **postgres: Any) -> Path:
-        """Write profile `name` (Postgres `major`, port auto, its own env file); its path."""
+    def profile(
+        self,
+        name: str,
+        *,
+        seed: list[Any] | None = None,
+        preset: str | None = None,
+        **postgres: Any,
+    ) -> Path:
+        """Write profile `name` (Postgres `major`, port auto, its own env file, `preset`'s
+        variables or the default ones); its path."""
         pg: dict[str, Any] = {
             "version": str(self.major),
             "port": "auto",
@@ -193,7 +201,10 @@ class Workspace:
         }
         if seed:
             pg["seed"] = seed
-        data = {"name": name, "postgres": pg, "env": {"file": f"{name}.env.test"}}
+        env: dict[str, Any] = {"file": f"{name}.env.test"}
+        if preset:
+            env["preset"] = preset
+        data = {"name": name, "postgres": pg, "env": env}
         path = self.profiles / f"{name}.yaml"
         path.write_text(json.dumps(data, indent=2) + "\n")  # JSON is YAML
         return path

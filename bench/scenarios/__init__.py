@@ -7,6 +7,7 @@ from collections.abc import Callable
 from bench.measure import ScenarioResult
 from bench.scenarios.context import Context, Plan
 from bench.scenarios.formats import formats
+from bench.scenarios.migrations import medusa, migrate_scenario
 from bench.scenarios.scale import scale
 from bench.scenarios.seeded import clone, reset, seeded
 from bench.scenarios.startup import cli, ready, run_overhead
@@ -19,6 +20,8 @@ SCENARIOS: dict[str, Callable[[Context], ScenarioResult]] = {
     "formats": formats,
     "reset": reset,
     "clone": clone,
+    "migrate": migrate_scenario,
+    "medusa": medusa,
     "scale": scale,
 }
 

@@ -31,15 +31,24 @@ class Plan:
     cli_rounds: int
     scale_levels: tuple[int, ...]
     scale_rounds: int
+    medusa_files: int  # test files of the Medusa-style suite, each its own database
 
     @classmethod
     def make(cls, quick: bool, rounds: int | None) -> Plan:
         if quick:
             base = rounds or 2
-            return cls(True, base, (5,), 5, 8, max(5, base * 3), (1, 5), max(1, base // 2))
+            return cls(True, base, (5,), 5, 8, max(5, base * 3), (1, 5), max(1, base // 2), 4)
         base = rounds or 5
         return cls(
-            False, base, (5, 50, 200), 50, 20, max(5, base * 3), (1, 5, 10, 20), max(1, base // 2)
+            False,
+            base,
+            (5, 50, 200),
+            50,
+            20,
+            max(5, base * 3),
+            (1, 5, 10, 20),
+            max(1, base // 2),
+            10,
         )
 
 

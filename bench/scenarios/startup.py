@@ -9,7 +9,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench.measure import Derived, ScenarioResult, TrialResult, Variant, alternate, stopwatch
+from bench.measure import (
+    Derived,
+    ScenarioResult,
+    TrialResult,
+    Variant,
+    alternate,
+    median_ratio,
+    stopwatch,
+)
 from bench.scenarios.context import CACHE_OFF, Context, cold_and_warm, wall
 from bench.workspace import ROOT, Workspace, docker, envctl_argv, run
 from bench.workspace import wait_for_select_1 as select_1
@@ -119,6 +127,7 @@ def cli(ctx: Context) -> ScenarioResult:
     env = ws.env()
     python = sys.executable
     baseline = "python -c pass"
+    validate = "envctl validate profiles/quickstart.yaml"
     variants = [
         Variant(baseline, lambda: wall([python, "-c", "pass"], env), note="the interpreter alone"),
         Variant(
@@ -128,12 +137,15 @@ def cli(ctx: Context) -> ScenarioResult:
         ),
         Variant("envctl --help", lambda: wall([*envctl_argv(), "--help"], env), baseline=baseline),
         Variant(
-            "envctl validate profiles/quickstart.yaml",
+            validate,
             lambda: wall([*envctl_argv(), "validate", str(QUICKSTART)], env),
             baseline=baseline,
         ),
     ]
     alternate(result, variants, ctx.plan.cli_rounds, ctx.progress)
+    result.derived["validate / --help"] = Derived(
+        median_ratio(result.row(validate), result.row("envctl --help")), note="target <= 2x"
+    )
     result.extra["importtime"] = import_offenders(env)
     return result
 
