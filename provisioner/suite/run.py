@@ -22,6 +22,8 @@ from provisioner.errors import UsageError
 from provisioner.postgres.ready import indent_log
 from provisioner.postgres.server_log import SCANNED_LINES, log_excerpt
 from provisioner.profile import MAX_REPEAT, Profile
+from provisioner.progress import Notify
+from provisioner.runtime import Runtime
 from provisioner.runtime.select import container_runtime, runtime_named
 from provisioner.state import env_state_dir
 from provisioner.suite.report import annotate, markdown
@@ -35,12 +37,6 @@ from provisioner.suite.workers import (
 )
 
 log = logging.getLogger(__name__)
-Notify = Callable[[str], None]
-
-
-def network_variables(profile: Profile, env: Environment) -> dict[str, str]:
-    """The variables as a client on the environment's network sees them (alias, port 5432)."""
-    return _render(profile, runtime_named(env.runtime).in_network(env.connection))
 
 
 def _render(profile: Profile, connection: Connection) -> dict[str, str]:
@@ -76,8 +72,9 @@ def run_profile(
         check_command(argv, profile.workdir)
     times = repeat or profile.test.repeat
     with environment(profile, notify=notify, keep=keep, runtime_override=runtime_override) as env:
+        server = runtime_named(env.runtime)
         names = worker_names(env.database, workers) if workers else []
-        extra = _worker_databases(profile, env, names, inside=container is not None)
+        extra = _worker_databases(profile, env, server, names, inside=container is not None)
         if names:
             notify(f"cloned {len(names)} worker databases: {names[0]} ... {names[-1]}")
 
@@ -91,7 +88,7 @@ def run_profile(
                     timeout=profile.test.timeout,
                     on_start=lambda pgid: record_suite_group(env.env_id, pgid),
                 )
-            return _run_in_container(profile, env, argv, extra)
+            return _run_in_container(profile, env, server, argv, extra)
 
         def reset_all() -> float:
             started = time.monotonic()
@@ -107,7 +104,6 @@ def run_profile(
             workdir=profile.workdir,
             on_run=on_run,
         )
-        server = runtime_named(env.runtime)
         stopped = server.failure(env.env_id)
         if stopped is not None:
             # The suite's failure would only show its symptoms (refused connections).
@@ -147,19 +143,23 @@ def _show_server_log(text: str, notify: Notify) -> None:
 
 
 def _worker_databases(
-    profile: Profile, env: Environment, names: list[str], *, inside: bool
+    profile: Profile, env: Environment, server: Runtime, names: list[str], *, inside: bool
 ) -> dict[str, str]:
     """Clone the workers' databases; the variables that tell the suite where they are."""
     if not names:
         return {}
     make_databases(env.connection, names)
-    server = runtime_named(env.runtime).in_network(env.connection) if inside else env.connection
+    reached = server.in_network(env.connection) if inside else env.connection
     folder = env_state_dir(env.env_id) / "workers"
-    return write_files(folder, names, server, lambda c: _render(profile, c))
+    return write_files(folder, names, reached, lambda c: _render(profile, c))
 
 
 def _run_in_container(
-    profile: Profile, env: Environment, argv: Sequence[str], extra: dict[str, str]
+    profile: Profile,
+    env: Environment,
+    server: Runtime,
+    argv: Sequence[str],
+    extra: dict[str, str],
 ) -> SuiteResult:
     container = profile.test.container
     assert container is not None
@@ -170,9 +170,11 @@ def _run_in_container(
     if FILE_VARIABLE in extra:
         folder = Path(extra[FILE_VARIABLE]).parent
         mounts[folder] = str(folder)  # the workers' file and setup files, at the same paths
-    variables = {**network_variables(profile, env), **extra, **profile.test.env, **container.env}
+    # As a client on the environment's network sees them: the alias, port 5432.
+    network = _render(profile, server.in_network(env.connection))
+    variables = {**network, **extra, **profile.test.env, **container.env}
     started = time.monotonic()
-    code = runtime_named(env.runtime).run_suite_container(
+    code = server.run_suite_container(
         env.env_id,
         image=container.image,
         argv=argv,
