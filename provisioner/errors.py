@@ -54,6 +54,10 @@ class AlreadyRunningError(InfrastructureError):
     """An environment for this profile is already up."""
 
 
+class CacheNotKept(InfrastructureError):
+    """The engine would not keep the cluster as a cache entry: the start goes on without it."""
+
+
 class NotRunningError(InfrastructureError):
     """The command needs a running environment and there is none."""
 

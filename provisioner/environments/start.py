@@ -22,6 +22,7 @@ from provisioner.connection import Connection
 from provisioner.envfile import EnvFileGuard, missing_folders, render_env, write_atomic
 from provisioner.environments.environment import Environment
 from provisioner.environments.teardown import CERTS_FOLDER, CREATED_FOLDERS, record_suite_group
+from provisioner.errors import CacheNotKept
 from provisioner.postgres.ready import import_client, wait_until_ready
 from provisioner.postgres.ssl import ServerSsl, server_ssl
 from provisioner.profile import PostgresConfig, Profile, SeedItem
@@ -267,7 +268,14 @@ def keep_in_cache(
     if not plan.store:
         return
     signals.current().checkpoint()
-    cache_store(runtime, record, connection, plan.store, plan.image)
+    try:
+        cache_store(runtime, record, connection, plan.store, plan.image)
+    except CacheNotKept as exc:
+        notify(
+            f"warning: the cluster was not kept in the cache ({exc.message}); "
+            "the next start seeds again (ENVCTL_CACHE=off stops trying)"
+        )
+        return
     notify("kept the initialized cluster in the cache for the next start")
 
 

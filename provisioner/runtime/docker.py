@@ -380,23 +380,35 @@ class DockerRuntime:
         """
         import threading
 
+        from docker.errors import APIError
         from docker.types import Mount
 
         from provisioner import signals
 
         self.ensure_image(image)
         database = self._container(env_id)
-        container = self.client.containers.create(
-            image,
-            command=list(argv),
-            environment=dict(env),
-            labels={**database.labels, ROLE_LABEL: "suite"},
-            network=self._environment_network(env_id, NETWORK_ALIAS),
-            working_dir=workdir,
-            user=user,
-            mounts=[Mount(target, str(source), type="bind") for source, target in mounts.items()],
-            detach=True,
-        )
+        try:
+            container = self.client.containers.create(
+                image,
+                command=list(argv),
+                environment=dict(env),
+                labels={**database.labels, ROLE_LABEL: "suite"},
+                network=self._environment_network(env_id, NETWORK_ALIAS),
+                working_dir=workdir,
+                user=user,
+                mounts=[
+                    Mount(target, str(source), type="bind") for source, target in mounts.items()
+                ],
+                detach=True,
+            )
+        except APIError as exc:
+            # A mount the engine may not read (a rootless engine and another user's folder)...
+            raise InfrastructureError(
+                f"the engine would not create the suite's container from {image}: "
+                f"{exc.explanation or exc}",
+                hint="the engine must be able to read the suite's folder and envctl's state "
+                "folder (a rootless engine runs as its user)",
+            ) from None
         try:
             container.start()
             streamer = threading.Thread(target=_stream_logs, args=(container,), daemon=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from provisioner.errors import InfrastructureError
+from provisioner.errors import CacheNotKept, InfrastructureError
 from provisioner.runtime.engine import Engine, EngineError, EngineUnreachable, guarded_calls
 from provisioner.runtime.labels import CACHE_LABEL, CACHE_REPOSITORY, container_name, image_tag
 
@@ -81,7 +81,9 @@ class DockerCache:
         except EngineError as exc:
             if exc.not_found:
                 raise container_gone(env_id) from None
-            raise
+            # Rootless Podman on cgroup v1 cannot pause a container, so it cannot commit one
+            # that runs; a full disk refuses too. The entry is a saving, not the start's point.
+            raise CacheNotKept(exc.message) from None
 
     def started_from(self, env_id: str, entry: str) -> None:
         """Nothing to prepare: a container starts from the image as it is."""

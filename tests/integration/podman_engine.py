@@ -146,7 +146,7 @@ def podman_engine(images: Mapping[str, str]) -> Iterator[Podman]:
         if process is not None:
             _stop(process)
         _kill_leftovers(folder)
-        _remove(folder)
+        remove_folder(folder)
 
 
 def _wait_until_answering(engine: Podman, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -156,13 +156,13 @@ def _wait_until_answering(engine: Podman, process: subprocess.Popen[bytes], log:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise CannotStart(f"podman exited with {process.returncode}: {_tail(log)}")
+            raise CannotStart(f"podman exited with {process.returncode}: {log_tail(log)}")
         if (engine.folder / "podman.sock").exists():
             with contextlib.suppress(DockerException):
                 DockerClient(base_url=engine.socket, timeout=5).ping()
                 return
         time.sleep(0.1)
-    raise CannotStart(f"podman did not answer within {START_TIMEOUT:.0f}s: {_tail(log)}")
+    raise CannotStart(f"podman did not answer within {START_TIMEOUT:.0f}s: {log_tail(log)}")
 
 
 def _load(engine: Podman, source: str, name: str, env: Mapping[str, str]) -> None:
@@ -211,7 +211,7 @@ def _kill_leftovers(folder: Path) -> None:
             os.kill(int(pid), signal.SIGKILL)
 
 
-def _remove(folder: Path) -> None:
+def remove_folder(folder: Path) -> None:
     """The folder, after unmounting whatever Podman left mounted under it."""
     mounts = [
         line.split()[1]
@@ -223,7 +223,7 @@ def _remove(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _tail(log: Path) -> str:
+def log_tail(log: Path) -> str:
     try:
         return " | ".join(log.read_text(errors="replace").splitlines()[-5:])
     except OSError:
