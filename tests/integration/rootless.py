@@ -1,6 +1,7 @@
-"""Rootless Podman, for real: an unprivileged user's own `podman system service` on
-$XDG_RUNTIME_DIR/podman/podman.sock, and envctl run as that user, as a Podman user on a laptop
-or a CI runner without root has it.
+"""Rootless engines, for real: an unprivileged user's own engine, and envctl run as that user,
+as a user on a laptop or a CI runner without root has them. Either rootless Podman (`podman
+system service` on $XDG_RUNTIME_DIR/podman/podman.sock) or rootless Docker (Docker's own
+`dockerd-rootless.sh`, through rootlesskit, on $XDG_RUNTIME_DIR/docker.sock).
 
 The user is `envctl-rootless` (made once, with its subordinate ids, as `useradd` makes them);
 every session gets a fresh HOME (its containers' storage) and XDG_RUNTIME_DIR, removed
@@ -29,13 +30,16 @@ from pathlib import Path
 from tests.integration.podman_engine import CannotStart, log_tail, remove_folder
 
 USER = "envctl-rootless"
+# Debian's docker.io keeps it among its contrib scripts; Docker's own packages put it on PATH.
+DOCKERD_ROOTLESS = ("dockerd-rootless.sh", "/usr/share/docker.io/contrib/dockerd-rootless.sh")
 SYSTEM_PYTHON = "/usr/bin/python3"
 START_TIMEOUT = 30.0
 REPO = Path(__file__).parents[2]
 
 
 @dataclass(frozen=True)
-class RootlessPodman:
+class RootlessEngine:
+    kind: str  # "podman" or "docker"
     uid: int
     gid: int
     home: Path
@@ -43,7 +47,18 @@ class RootlessPodman:
 
     @property
     def socket(self) -> Path:
-        return self.runtime_dir / "podman" / "podman.sock"
+        if self.kind == "podman":
+            return self.runtime_dir / "podman" / "podman.sock"
+        return self.runtime_dir / "docker.sock"
+
+    @property
+    def discovered_as(self) -> str:
+        """How `envctl runtimes` names it."""
+        return "Podman (rootless)" if self.kind == "podman" else "rootless Docker"
+
+    @property
+    def product(self) -> str:
+        return "Podman Engine" if self.kind == "podman" else "Docker Engine"
 
     @property
     def env(self) -> dict[str, str]:
@@ -53,7 +68,8 @@ class RootlessPodman:
             "USER": USER,
             "LOGNAME": USER,
             "XDG_RUNTIME_DIR": str(self.runtime_dir),
-            "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            # dockerd-rootless.sh needs rootlesskit, dockerd and slirp4netns on it.
+            "PATH": f"{Path(DOCKERD_ROOTLESS[1]).parent}:/usr/local/bin:/usr/bin:/bin:/usr/sbin",
             "LANG": "C.UTF-8",
             "CONTAINERS_CONF": str(self.home / "containers.conf"),
             "PYTHONPATH": f"{REPO}{os.pathsep}{sysconfig.get_paths()['purelib']}",
@@ -81,8 +97,16 @@ class RootlessPodman:
     ) -> subprocess.CompletedProcess[str]:
         return self.run([SYSTEM_PYTHON, "-m", "provisioner", *args], cwd=cwd, **env)
 
-    def podman(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.run(["podman", *args], timeout=120)
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The engine's own command line, as the user, on the user's engine."""
+        if self.kind == "podman":
+            return self.run(["podman", *args], timeout=120)
+        return self.run(["docker", "-H", f"unix://{self.socket}", *args], timeout=120)
+
+    def service(self) -> list[str]:
+        if self.kind == "podman":
+            return ["podman", "system", "service", "--time=0", f"unix://{self.socket}"]
+        return [next(path for path in DOCKERD_ROOTLESS if shutil.which(path))]
 
     def folder(self, name: str) -> Path:
         """A folder of the user's own, for its profiles and projects."""
@@ -130,12 +154,15 @@ def _subordinate_ids(entry: pwd.struct_passwd) -> None:
             raise CannotStart(f"usermod {flag}: {added.stderr.strip()}")
 
 
-def _check_machine() -> None:
+def _check_machine(kind: str) -> None:
     if os.getuid() != 0:
         raise CannotStart("making the rootless user and its folders needs root")
-    for tool in ("podman", "newuidmap", "newgidmap", "slirp4netns", "docker", "useradd"):
+    engine = ("podman",) if kind == "podman" else ("rootlesskit",)
+    for tool in (*engine, "newuidmap", "newgidmap", "slirp4netns", "docker", "useradd"):
         if shutil.which(tool) is None:
             raise CannotStart(f"{tool} is not installed")
+    if kind == "docker" and not any(shutil.which(path) for path in DOCKERD_ROOTLESS):
+        raise CannotStart("dockerd-rootless.sh is not installed (Docker's rootless extras)")
     probe = subprocess.run(
         [SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info[:2])"],
         capture_output=True,
@@ -168,16 +195,16 @@ def _containers_conf() -> str:
 
 
 @contextlib.contextmanager
-def rootless_podman(images: Mapping[str, str]) -> Iterator[RootlessPodman]:
-    """The user's Podman service, with each `images` key (an image of the machine's Docker
+def rootless_engine(kind: str, images: Mapping[str, str]) -> Iterator[RootlessEngine]:
+    """The user's engine of `kind`, with each `images` key (an image of the machine's Docker
     engine) loaded under the value's name; everything of it removed afterwards."""
-    _check_machine()
+    _check_machine(kind)
     entry = _user()
     _subordinate_ids(entry)
     # Unix socket paths are short (108 bytes): not under pytest's deep tmp folder.
     home = Path(tempfile.mkdtemp(prefix="envctl-rl-home-", dir="/tmp"))
     runtime_dir = Path(tempfile.mkdtemp(prefix="envctl-rl-", dir="/tmp"))
-    engine = RootlessPodman(entry.pw_uid, entry.pw_gid, home, runtime_dir)
+    engine = RootlessEngine(kind, entry.pw_uid, entry.pw_gid, home, runtime_dir)
     (home / "containers.conf").write_text(_containers_conf())
     for folder in (home, runtime_dir):
         os.chown(folder, entry.pw_uid, entry.pw_gid)
@@ -186,11 +213,11 @@ def rootless_podman(images: Mapping[str, str]) -> Iterator[RootlessPodman]:
     log = home / "service.log"
     process: subprocess.Popen[bytes] | None = None
     try:
-        (runtime_dir / "podman").mkdir()
-        os.chown(runtime_dir / "podman", entry.pw_uid, entry.pw_gid)
+        engine.socket.parent.mkdir(exist_ok=True)
+        os.chown(engine.socket.parent, entry.pw_uid, entry.pw_gid)
         with log.open("wb") as output:
             process = subprocess.Popen(
-                ["podman", "system", "service", "--time=0", f"unix://{engine.socket}"],
+                engine.service(),
                 cwd=home,
                 env=engine.env,
                 user=entry.pw_uid,
@@ -207,7 +234,8 @@ def rootless_podman(images: Mapping[str, str]) -> Iterator[RootlessPodman]:
         yield engine
     finally:
         if process is not None and process.poll() is None:
-            engine.podman("rm", "--all", "--force", "--time=0")
+            if kind == "podman":  # its containers' processes outlive the service
+                engine.cli("rm", "--all", "--force", "--time=0")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -219,22 +247,22 @@ def rootless_podman(images: Mapping[str, str]) -> Iterator[RootlessPodman]:
 
 
 def _wait_until_answering(
-    engine: RootlessPodman, process: subprocess.Popen[bytes], log: Path
+    engine: RootlessEngine, process: subprocess.Popen[bytes], log: Path
 ) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise CannotStart(f"podman exited with {process.returncode}: {log_tail(log)}")
+            raise CannotStart(f"{engine.kind} exited with {process.returncode}: {log_tail(log)}")
         if (
             engine.socket.exists()
-            and engine.podman("version", "--format", "{{.Server.Version}}").returncode == 0
+            and engine.cli("version", "--format", "{{.Server.Version}}").returncode == 0
         ):
             return
         time.sleep(0.2)
-    raise CannotStart(f"podman did not answer within {START_TIMEOUT:.0f}s: {log_tail(log)}")
+    raise CannotStart(f"{engine.kind} did not answer within {START_TIMEOUT:.0f}s: {log_tail(log)}")
 
 
-def _load(engine: RootlessPodman, source: str, name: str) -> None:
+def _load(engine: RootlessEngine, source: str, name: str) -> None:
     """`docker save SOURCE` into the user's storage, tagged NAME as the Docker API resolves it."""
     archive = engine.home / "image.tar"
     saved = subprocess.run(
@@ -244,12 +272,13 @@ def _load(engine: RootlessPodman, source: str, name: str) -> None:
         raise CannotStart(f"docker save {source}: {saved.stderr.decode(errors='replace')}")
     engine.give(archive)
     try:
-        loaded = engine.podman("load", "--quiet", "--input", str(archive))
+        loaded = engine.cli("load", "--quiet", "--input", str(archive))
         if loaded.returncode != 0:
             raise CannotStart(f"could not load {source}: {loaded.stderr}")
     finally:
         archive.unlink()
-    for tag in (name, f"docker.io/library/{name}"):
-        tagged = engine.podman("tag", source, tag)
+    # Podman's Docker API takes a short name as Docker Hub's (docker.io/library/...).
+    for tag in (name, f"docker.io/library/{name}") if engine.kind == "podman" else (name,):
+        tagged = engine.cli("tag", source, tag)
         if tagged.returncode != 0:
             raise CannotStart(f"could not tag {tag}: {tagged.stderr}")
