@@ -106,6 +106,12 @@ def test_a_cached_start_runs_no_migration_and_an_edited_input_is_a_miss(
         with environment(load_profile(path)) as env:
             assert _items(env.url) == [(1, "one"), (2, "two"), (3, "three")]
         assert _runs(tmp_path) == runs + 1
+        # An edit of a file that was there (same name, same size) is a miss too.
+        rows = tmp_path / "app" / "migrations" / "002_rows.sql"
+        rows.write_text(rows.read_text().replace("'two'", "'TWO'"))
+        with environment(load_profile(path)) as env:
+            assert _items(env.url) == [(1, "one"), (2, "TWO"), (3, "three")]
+        assert _runs(tmp_path) == runs + 2
     finally:
         remove_cache_entries(docker, tmp_path)
     assert leftovers(docker, tmp_path) == []
