@@ -4,6 +4,7 @@ does what the typer app does around a command. Both say the same and end with th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NoReturn
@@ -31,6 +32,11 @@ def validate_profiles(paths: Iterable[Path]) -> None:
 def validate_without_typer(paths: list[Path]) -> NoReturn:
     """`validate_profiles` as the typer app runs it: its logging (no --verbose), an envctl
     error printed with its exit code, Ctrl-C ending with 130 and nothing said, as typer does."""
+    # pydantic looks for plugins in the entry points of every installed distribution at the
+    # first model it builds (importlib.metadata: about 10 ms here); envctl's models use none.
+    # Only here: validate starts no process, while every other command's suite and migration
+    # commands inherit envctl's environment, where the user's own plugins must stay on.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     configure_logging(verbose=False)
     try:
         validate_profiles(paths)
