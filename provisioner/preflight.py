@@ -29,12 +29,14 @@ _SAMPLE_PASSWORD = "x" * 24
 
 def check_before_start(profile: Profile) -> None:
     """Refuse a profile that `up` could not bring up: raise ProfileError naming file and key."""
-    from provisioner.migrate import check_migration
-
     check_seed_files(profile)
     check_files(profile)
     check_variables(profile)
-    check_migration(profile)
+    if profile.postgres.migrate is not None:
+        # Only a profile with a migration step imports what runs it (subprocess, signals).
+        from provisioner.migrate import check_migration
+
+        check_migration(profile)
 
 
 def check_seed_files(profile: Profile) -> None:

@@ -1,14 +1,13 @@
-"""The `envctl` application: the typer app, how its commands print, and how envctl's errors
-become one line, a hint and an exit code."""
+"""The `envctl` application: the typer app, and envctl's errors turned into one line, a hint and
+an exit code. The lines themselves are printed by `provisioner.terminal`, which the console
+script's `validate` without typer shares."""
 
 from __future__ import annotations
 
 import functools
-import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -16,6 +15,9 @@ from provisioner.errors import (
     EXIT_INTERRUPTED,
     EnvctlError,
 )
+from provisioner.terminal import configure_logging, exit_process, print_error
+from provisioner.terminal import say as say
+from provisioner.terminal import stderr_console as stderr_console
 
 if TYPE_CHECKING:
     pass
@@ -60,36 +62,6 @@ FormatOption = Annotated[
 ]
 
 
-def stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def say(message: str) -> None:
-    """A progress or result line for people (stderr, so stdout stays clean for programs).
-
-    Plain text: rich (30 ms to import) is for errors, which have colour.
-    """
-    try:
-        print(message, file=sys.stderr, flush=True)
-    except OSError:
-        _lose_stderr()
-
-
-def _lose_stderr() -> None:
-    """The terminal is gone (EIO after a hang-up, EPIPE): what is left to say goes nowhere.
-
-    Teardown must go on without it; /dev/null under file descriptor 2 also takes what the
-    failed write left in the buffer, and every later line (logging's handler keeps the stream).
-    """
-    import os
-
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    os.close(null)
-
-
 def reports_errors(func: F) -> F:
     """Print envctl's own errors as one line plus a hint and exit with their code."""
 
@@ -98,13 +70,7 @@ def reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except EnvctlError as exc:
-            try:
-                console = stderr_console()
-                console.print(f"error: {exc.message}", style="bold red", markup=False)
-                if exc.hint:
-                    console.print(f"hint: {exc.hint}", style="yellow", markup=False)
-            except OSError:
-                _lose_stderr()
+            print_error(exc)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -116,11 +82,7 @@ def _main(
         bool, typer.Option("--verbose", "-v", help="Show what envctl does.")
     ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="envctl: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(verbose)
 
 
 def main() -> None:
@@ -129,28 +91,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         say("interrupted; `envctl gc` removes anything left behind")
-        _exit(EXIT_INTERRUPTED)
+        exit_process(EXIT_INTERRUPTED)
     except SystemExit as done:
-        _exit(done.code)
-    _exit(0)
-
-
-def _exit(code: object) -> NoReturn:
-    """Exit without the interpreter's teardown of every module (about 50 ms after `up`).
-
-    What exit would still do is done here: atexit callbacks (logging, temporary folders),
-    then flushing the standard streams.
-    """
-    import atexit
-    import os
-
-    if code is not None and not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    atexit._run_exitfuncs()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):  # a closed pipe or terminal: nothing more can be said
-        pass
-    os._exit(code or 0)
+        exit_process(done.code)
+    exit_process(0)

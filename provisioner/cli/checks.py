@@ -30,17 +30,9 @@ if TYPE_CHECKING:
 @reports_errors
 def validate(profiles: Annotated[list[Path], typer.Argument(help="Profiles to check.")]) -> None:
     """Check profiles without starting anything (no Docker needed)."""
-    from provisioner.preflight import check_before_start
-    from provisioner.profile import load_profile
+    from provisioner.validation import validate_profiles
 
-    for path in profiles:
-        profile = load_profile(path)
-        check_before_start(profile)
-        pg = profile.postgres
-        say(
-            f"ok: {path} (name {profile.name}, Postgres {pg.version}, port {pg.port}, "
-            f"ssl {pg.ssl.mode}, image {pg.resolved_image()})"
-        )
+    validate_profiles(profiles)
 
 
 @app.command()
