@@ -15,9 +15,7 @@ from provisioner.errors import (
     EXIT_INTERRUPTED,
     EnvctlError,
 )
-from provisioner.terminal import configure_logging, exit_process, print_error
-from provisioner.terminal import say as say
-from provisioner.terminal import stderr_console as stderr_console
+from provisioner.terminal import configure_logging, exit_process, print_error, say
 
 if TYPE_CHECKING:
     pass

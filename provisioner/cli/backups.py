@@ -14,7 +14,6 @@ from provisioner.cli.app import (
     ShowPassword,
     app,
     reports_errors,
-    say,
 )
 from provisioner.cli.output import (
     print_connection,
@@ -24,6 +23,7 @@ from provisioner.errors import (
     SeedError,
     UsageError,
 )
+from provisioner.terminal import say
 
 if TYPE_CHECKING:
     from provisioner.postgres.dumpfile import DumpInfo

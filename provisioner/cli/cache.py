@@ -11,11 +11,11 @@ import typer
 from provisioner.cli.app import (
     app,
     reports_errors,
-    say,
 )
 from provisioner.errors import (
     UsageError,
 )
+from provisioner.terminal import say
 
 if TYPE_CHECKING:
     pass

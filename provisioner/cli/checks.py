@@ -12,7 +12,6 @@ import typer
 from provisioner.cli.app import (
     app,
     reports_errors,
-    say,
 )
 from provisioner.cli.targets import (
     with_version,
@@ -21,6 +20,7 @@ from provisioner.errors import (
     EXIT_ENVIRONMENT_ERROR,
     UsageError,
 )
+from provisioner.terminal import say
 
 if TYPE_CHECKING:
     pass

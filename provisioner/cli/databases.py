@@ -13,7 +13,6 @@ from provisioner.cli.app import (
     ShowPassword,
     app,
     reports_errors,
-    say,
 )
 from provisioner.cli.output import (
     check_format,
@@ -25,6 +24,7 @@ from provisioner.cli.targets import (
 from provisioner.errors import (
     UsageError,
 )
+from provisioner.terminal import say
 
 if TYPE_CHECKING:
     pass

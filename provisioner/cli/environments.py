@@ -16,8 +16,6 @@ from provisioner.cli.app import (
     VersionOption,
     app,
     reports_errors,
-    say,
-    stderr_console,
 )
 from provisioner.cli.output import (
     check_format,
@@ -33,6 +31,7 @@ from provisioner.cli.targets import (
 from provisioner.errors import (
     UsageError,
 )
+from provisioner.terminal import say, stderr_console
 
 if TYPE_CHECKING:
     pass

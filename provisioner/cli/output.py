@@ -8,12 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from provisioner.cli.app import (
-    say,
-)
 from provisioner.errors import (
     UsageError,
 )
+from provisioner.terminal import say
 
 if TYPE_CHECKING:
     pass

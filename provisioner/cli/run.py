@@ -13,8 +13,6 @@ from provisioner.cli.app import (
     VersionOption,
     app,
     reports_errors,
-    say,
-    stderr_console,
 )
 from provisioner.cli.targets import (
     with_version,
@@ -22,6 +20,7 @@ from provisioner.cli.targets import (
 from provisioner.errors import (
     UsageError,
 )
+from provisioner.terminal import say, stderr_console
 
 if TYPE_CHECKING:
     pass
