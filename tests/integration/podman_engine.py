@@ -75,22 +75,24 @@ def _die_with_parent() -> None:
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _containers_conf(folder: Path) -> str:
+def containers_conf(network_dir: Path | None = None) -> str:
+    """A containers.conf for a Podman of the tests': limits it may set, no systemd or journald;
+    netavark's networks under `network_dir`, if given."""
     # Podman raises the containers' nofile and nproc limits to its own maxima by default, which
     # a process without CAP_SYS_RESOURCE (a CI container) may not: runc fails with "error
     # setting rlimits". Lower ones, within what this process has, always work.
     _, nproc = resource.getrlimit(resource.RLIMIT_NPROC)
     nproc = 32768 if nproc == resource.RLIM_INFINITY else min(nproc, 32768)
-    return (
+    conf = (
         "[containers]\n"
         f'default_ulimits = ["nofile=1024:1024", "nproc={nproc}:{nproc}"]\n'
         "[engine]\n"
         'cgroup_manager = "cgroupfs"\n'  # no systemd here
         'events_logger = "file"\n'  # nor journald
-        "[network]\n"
-        'network_backend = "netavark"\n'
-        f'network_config_dir = "{folder}/networks"\n'
     )
+    if network_dir is not None:
+        conf += f'[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "{network_dir}"\n'
+    return conf
 
 
 @contextlib.contextmanager
@@ -104,7 +106,7 @@ def podman_engine(images: Mapping[str, str]) -> Iterator[Podman]:
             raise CannotStart(f"{tool} is not installed")
     # Unix socket paths are short (108 bytes): not under pytest's deep tmp folder.
     folder = Path(tempfile.mkdtemp(prefix="envctl-pm-", dir="/tmp"))
-    (folder / "containers.conf").write_text(_containers_conf(folder))
+    (folder / "containers.conf").write_text(containers_conf(folder / "networks"))
     log = folder / "podman.log"
     process: subprocess.Popen[bytes] | None = None
     engine: Podman | None = None

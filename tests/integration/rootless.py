@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import resource
 import shutil
 import signal
 import subprocess
@@ -27,7 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.integration.podman_engine import CannotStart, log_tail, remove_folder
+from tests.integration.podman_engine import CannotStart, containers_conf, log_tail, remove_folder
 
 USER = "envctl-rootless"
 # Debian's docker.io keeps it among its contrib scripts; Docker's own packages put it on PATH.
@@ -182,18 +181,6 @@ def _check_machine(kind: str) -> None:
         )
 
 
-def _containers_conf() -> str:
-    _, nproc = resource.getrlimit(resource.RLIMIT_NPROC)
-    nproc = 32768 if nproc == resource.RLIM_INFINITY else min(nproc, 32768)
-    return (
-        "[containers]\n"
-        f'default_ulimits = ["nofile=1024:1024", "nproc={nproc}:{nproc}"]\n'
-        "[engine]\n"
-        'cgroup_manager = "cgroupfs"\n'  # no systemd user session here
-        'events_logger = "file"\n'
-    )
-
-
 @contextlib.contextmanager
 def rootless_engine(kind: str, images: Mapping[str, str]) -> Iterator[RootlessEngine]:
     """The user's engine of `kind`, with each `images` key (an image of the machine's Docker
@@ -205,7 +192,7 @@ def rootless_engine(kind: str, images: Mapping[str, str]) -> Iterator[RootlessEn
     home = Path(tempfile.mkdtemp(prefix="envctl-rl-home-", dir="/tmp"))
     runtime_dir = Path(tempfile.mkdtemp(prefix="envctl-rl-", dir="/tmp"))
     engine = RootlessEngine(kind, entry.pw_uid, entry.pw_gid, home, runtime_dir)
-    (home / "containers.conf").write_text(_containers_conf())
+    (home / "containers.conf").write_text(containers_conf())
     for folder in (home, runtime_dir):
         os.chown(folder, entry.pw_uid, entry.pw_gid)
         folder.chmod(0o700)
