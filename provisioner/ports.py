@@ -27,6 +27,25 @@ def free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
+def reserve_port(host: str, port: int | None = None) -> socket.socket:
+    """A socket bound to `host:port` (any free port when None) and not listening: while it is
+    open, no other `bind` to port 0 gets that port, yet a server that sets SO_REUSEADDR, as
+    Postgres does, can still bind and listen on it. OSError when the port is taken.
+
+    What a server sharing this machine's network listens on is picked here, and held until
+    the server is ready: between a probe that lets the port go and the server's own bind
+    (after initdb, a second later), any other process could take it.
+    """
+    probe = _socket(host)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port or 0))
+    except OSError:
+        probe.close()
+        raise
+    return probe
+
+
 def _socket(host: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.socket(family, socket.SOCK_STREAM)

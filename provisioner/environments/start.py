@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,8 +65,11 @@ def start(
     """Start the environment `record` describes and return it once it is up."""
     plan = plan_start(profile, record, runtime, state_dir, notify, password)
     record = record_folders(profile, record, plan)
-    record, connection, began = start_server(runtime, record, plan, notify)
-    wait_for_server(runtime, record, connection, plan, began, notify)
+    record, connection, began, release = start_server(runtime, record, plan, notify)
+    try:
+        wait_for_server(runtime, record, connection, plan, began, notify)
+    finally:
+        release()
     record, connection = restore_seeds(runtime, record, connection, plan, state_dir, notify)
     migrate_and_make_template(profile, record, connection, plan, state_dir, notify)
     keep_in_cache(runtime, record, connection, plan, notify)
@@ -125,12 +129,19 @@ def plan_start(
         encoding=pg.encoding,
         cacheable=bool(hit or store),
         from_cache=hit,
+        # A suite container joins the server's network; a seed's SQL runs inside the server.
+        own_network=profile.test.container is not None or (restores_seeds(pg, seeds) and not hit),
     )
     cached = " from the cache" if hit else ""
     notify(f"starting Postgres {pg.version} ({runtime.name}: {runtime.describe(image)}){cached}")
     return Plan(
         pg, seeds, hit, store, image, place.client_host, ssl, spec, _certs_dir(profile, state_dir)
     )
+
+
+def restores_seeds(pg: PostgresConfig, seeds: list[SeedFile | SeedItem]) -> bool:
+    """Whether a start that is not from the cache restores seeds into the server."""
+    return bool(seeds or pg.has_seed)
 
 
 def record_folders(profile: Profile, record: EnvironmentRecord, plan: Plan) -> EnvironmentRecord:
@@ -150,9 +161,10 @@ def record_folders(profile: Profile, record: EnvironmentRecord, plan: Plan) -> E
 
 def start_server(
     runtime: Runtime, record: EnvironmentRecord, plan: Plan, notify: Notify
-) -> tuple[EnvironmentRecord, Connection, float]:
+) -> tuple[EnvironmentRecord, Connection, float, Callable[[], None]]:
     """Start the server and write the certificates clients need; the record gets its
-    connection. Returns when the server runs, not yet when it answers."""
+    connection. Returns when the server runs, not yet when it answers, with what to call once
+    it answers (StartedServer.release)."""
     began = time.monotonic()
     started = runtime.start(plan.spec, meanwhile=import_client)
     if "bin_dir" in started.details:
@@ -177,7 +189,7 @@ def start_server(
         details={**record.details, **started.details},
     )
     save_record(record)
-    return record, connection, began
+    return record, connection, began, started.release
 
 
 def wait_for_server(
@@ -210,7 +222,7 @@ def restore_seeds(
     """Restore the seeds (not on a cache hit), and follow the data to the database it is in."""
     pg = plan.pg
     landed = None
-    if (plan.seeds or pg.has_seed) and not plan.hit:
+    if restores_seeds(pg, plan.seeds) and not plan.hit:
         signals.current().checkpoint()
         from provisioner.postgres.seed import apply_seed
 

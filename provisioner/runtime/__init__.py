@@ -41,6 +41,8 @@ class ServerSpec:
     encoding: str = "UTF8"
     cacheable: bool = False  # the cluster comes from the cache or is kept in it afterwards
     from_cache: str | None = None  # the cache entry to start from instead of initdb
+    # Docker: the server needs a network of its own, not this machine's (see docker.py)
+    own_network: bool = False
 
     @property
     def disposable(self) -> bool:
@@ -54,6 +56,8 @@ class StartedServer:
 
     port: int
     details: dict[str, Any] = field(default_factory=dict)
+    # Called once the server answers (or has failed): lets go of what the start held for it.
+    release: Callable[[], None] = field(default=lambda: None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

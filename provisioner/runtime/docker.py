@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import io
 import shutil
+import socket
 import sys
 import tarfile
 import tempfile
@@ -22,7 +23,7 @@ from provisioner.errors import (
     ProfileError,
     first_line,
 )
-from provisioner.ports import port_free
+from provisioner.ports import port_free, reserve_port
 from provisioner.runtime import (
     ExecResult,
     FoundEnvironment,
@@ -39,8 +40,15 @@ from provisioner.runtime.engines import (
     on_this_machine,
     placement,
     sdk_client,
+    shares_network,
 )
-from provisioner.runtime.labels import ENV_LABEL, MANAGED_LABEL, ROLE_LABEL, container_name
+from provisioner.runtime.labels import (
+    ENV_LABEL,
+    MANAGED_LABEL,
+    PORT_LABEL,
+    ROLE_LABEL,
+    container_name,
+)
 
 # envctl's files for the server (certificates, its key, pg_hba) arrive in FILES_INBOX and the
 # boot script moves them to CONFIG_DIR, on the container's own tmpfs, where no commit of a
@@ -102,14 +110,19 @@ class DockerRuntime:
         # use the engine, and a commit of a cache entry would keep it in the image.
         password = ServerFile(PASSWORD_FILE, spec.password.encode(), 0o600)
         spec = dataclasses.replace(spec, files=(*spec.files, password))
-        if spec.port is not None and on_this_machine(self.engine.address):
+        host_port = None
+        reservation = None
+        if self._on_host_network(spec):
+            reservation = self._reserve_port(spec.bind_host, spec.port)
+            host_port = int(reservation.getsockname()[1])
+        elif spec.port is not None and on_this_machine(self.engine.address):
             # The probe binds here: a remote engine's ports are its host's, not this machine's.
             self._check_port_free(spec.bind_host, spec.port)
         name = container_name(spec.env_id)
         try:
             # On Docker's default bridge: a network of its own costs a tenth of a second, so
             # it is made only when a suite container has to join (see _environment_network).
-            container = self._create_container(spec, name)
+            container = self._create_container(spec, name, host_port)
             if spec.files:
                 self.engine.put_archive(container, "/etc", _config_archive(spec))
             # The engine's start of a container takes a fifth of a second: meanwhile is then.
@@ -117,8 +130,9 @@ class DockerRuntime:
             info = self.engine.container(container)
             if info is None:
                 raise container_gone(spec.env_id)  # removed meanwhile, by `envctl gc` or by hand
-            port = int(info["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"])
+            port = host_port or int(info["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"])
         except EngineError as exc:
+            self._let_go(reservation)
             self.remove(spec.env_id)
             message = first_line(exc)
             if exc.status == 409:
@@ -132,16 +146,53 @@ class DockerRuntime:
                 ) from None
             raise InfrastructureError(f"Docker could not start the database: {message}") from None
         except BaseException:
+            self._let_go(reservation)
             self.remove(spec.env_id)
             raise
-        return StartedServer(port=port, details={"container": container[:12]})
+        details = {"container": container[:12], "network": "host" if host_port else "bridge"}
+        if reservation is None:
+            return StartedServer(port=port, details=details)
+        return StartedServer(port=port, details=details, release=reservation.close)
 
-    def _create_container(self, spec: ServerSpec, name: str) -> str:
-        """Create the server's container; its ID."""
-        # Settings go last, so that the profile's own listen_addresses would win.
-        command = ["-c", "listen_addresses=*"]
+    def _on_host_network(self, spec: ServerSpec) -> bool:
+        """Whether the server's container shares this machine's network: a fifth of a second
+        less for the engine's start (no network namespace, no bridge, no port proxy).
+
+        Only on an engine whose host network is this machine's (engines.shares_network), and
+        not for a server that needs its own: a suite container joins it, or it runs SQL of a
+        seed, which on this machine's network could reach services that listen on loopback
+        only (`COPY ... FROM PROGRAM`). A start from the cache runs nothing but the cluster.
+        """
+        return not spec.own_network and shares_network(self.engine.address)
+
+    def _reserve_port(self, host: str, port: int | None) -> socket.socket:
+        """The port the server listens on, held here until it is ready (ports.reserve_port)."""
+        if port is not None:
+            self._check_port_free(host, port)
+        try:
+            return reserve_port(host, port)
+        except OSError as exc:
+            raise PortInUseError(
+                f"port {port or 'auto'} on {host} cannot be bound: {exc.strerror or exc}",
+                hint="choose another postgres.port, or `port: auto`",
+            ) from None
+
+    @staticmethod
+    def _let_go(reservation: socket.socket | None) -> None:
+        if reservation is not None:
+            reservation.close()
+
+    def _create_container(self, spec: ServerSpec, name: str, host_port: int | None) -> str:
+        """Create the server's container (on this machine's network when `host_port` is
+        given, listening there); its ID."""
+        # On a network of its own, settings go last, so that the profile's own
+        # listen_addresses would win: the port binding on the host limits who reaches it.
+        command = [] if host_port else ["-c", "listen_addresses=*"]
         for key, value in spec.settings.items():
             command += ["-c", f"{key}={value}"]
+        if host_port:
+            # On this machine's network, what it listens on is the only limit: ours last.
+            command += ["-c", f"listen_addresses={spec.bind_host}", "-c", f"port={host_port}"]
         initdb_args = [f"--locale={spec.locale}", f"--encoding={spec.encoding}"]
         if spec.disposable:
             initdb_args.append("--no-sync")  # a fifth of a second, for data nobody keeps
@@ -158,20 +209,28 @@ class DockerRuntime:
             environment["PGDATA"] = CACHED_PGDATA
         if spec.from_cache:
             environment["ENVCTL_CACHED"] = "1"  # its database exists: the boot script skips it
+        # The server, its helper and every tool run in the container listen on or connect to
+        # PGPORT; given always, as a cache entry keeps the variable of the container it was
+        # committed from (empty).
+        environment["PGPORT"] = str(host_port or SERVER_PORT)
+        labels = dict(spec.labels)
+        if host_port:
+            labels[PORT_LABEL] = str(host_port)
         config: dict[str, Any] = {
             "Image": spec.image,
             "Entrypoint": ["bash", "-c", _boot_script(), "envctl-boot"],
             "Cmd": command,
             "Env": [f"{key}={value}" for key, value in environment.items()],
-            "Labels": spec.labels,
-            "ExposedPorts": {"5432/tcp": {}},
-            "HostConfig": {
-                "PortBindings": {
-                    "5432/tcp": [{"HostIp": spec.bind_host, "HostPort": str(spec.port or "")}]
-                },
-                "ShmSize": SHM_SIZE,
-            },
+            "Labels": labels,
+            "HostConfig": {"ShmSize": SHM_SIZE},
         }
+        if host_port:
+            config["HostConfig"]["NetworkMode"] = "host"
+        else:
+            config["ExposedPorts"] = {"5432/tcp": {}}
+            config["HostConfig"]["PortBindings"] = {
+                "5432/tcp": [{"HostIp": spec.bind_host, "HostPort": str(spec.port or "")}]
+            }
         query = {"name": name}
         created = self.engine.request("POST", "/containers/create", query, json_body=config)
         return str(created["Id"])
@@ -232,6 +291,9 @@ class DockerRuntime:
     def container_publishing(self, port: int) -> str | None:
         """The name of the container that publishes `port` on this engine, if one does."""
         for container in self.engine.containers([]):
+            labels = container.get("Labels") or {}
+            if labels.get(PORT_LABEL) == str(port):  # on this machine's network
+                return _name(container)
             for binding in container.get("Ports") or []:
                 if binding.get("PublicPort") == port:
                     return _name(container)
@@ -317,7 +379,8 @@ class DockerRuntime:
         self, env_id: str, argv: Sequence[str], env: Mapping[str, str] | None = None
     ) -> ExecResult:
         container = self._container(env_id)
-        environment = {"PGHOST": SOCKET_DIR, "PGPORT": "5432", **(env or {})}
+        port = (container.labels or {}).get(PORT_LABEL) or str(SERVER_PORT)
+        environment = {"PGHOST": SOCKET_DIR, "PGPORT": port, **(env or {})}
         code, output = container.exec_run(
             list(argv), user=SERVER_USER, environment=environment, demux=False
         )

@@ -70,9 +70,30 @@ psql="${server%/*}/psql"
 # the password it was built with, and an early client would cost the server a password check
 # that must fail. A rejection is cheap, and says plainly that the server is not ready yet.
 hba="$PGDATA/pg_hba.conf"
+listen=
 for arg in "$@"; do
-	case $arg in hba_file=*) hba=${arg#hba_file=} ;; esac
+	case $arg in
+	hba_file=*) hba=${arg#hba_file=} ;;
+	listen_addresses=*) listen=${arg#listen_addresses=} ;;
+	esac
 done
+
+# Where the server listens is on its command line; the configuration file's line is made to
+# agree, or every reload of the file (the helper's, below) would log that the file "contains
+# errors": a setting that needs a restart, with another value than the running one.
+conf="$PGDATA/postgresql.conf"
+if [ -n "$listen" ] && [ -f "$conf" ]; then
+	mapfile -t lines <"$conf"
+	wanted="listen_addresses = '$listen'"
+	changed=
+	for i in "${!lines[@]}"; do
+		if [ "${lines[i]#listen_addresses}" != "${lines[i]}" ] && [ "${lines[i]}" != "$wanted" ]; then
+			lines[i]=$wanted
+			changed=1
+		fi
+	done
+	[ -z "$changed" ] || printf '%s\n' "${lines[@]}" >"$conf"
+fi
 until_ready="host all all all reject  # envctl-boot: until the password is set"
 mapfile -t rules <"$hba"
 printf '%s\n' "$until_ready" "${rules[@]}" >"$hba"

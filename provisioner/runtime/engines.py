@@ -9,6 +9,7 @@ tried (a silent fallback would start the database on another engine than the one
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import ipaddress
@@ -16,6 +17,7 @@ import json
 import os
 import socket
 import stat
+import struct
 import sys
 import urllib.parse
 from collections.abc import Mapping
@@ -414,6 +416,41 @@ def on_this_machine(address: str) -> bool:
     """Whether the engine at `address` publishes ports on this machine (a socket, loopback)."""
     host = engine_host(address)
     return host is None or _is_loopback(host) is True
+
+
+# The engines whose containers on the "host" network share the network of the process that
+# serves their socket: Docker Desktop's socket is served by a proxy on this machine, its engine
+# runs in a virtual machine; rootless Docker's daemon runs in a network namespace of its own.
+NETWORK_SHARING_SERVERS = frozenset({"dockerd", "podman"})
+
+
+@functools.cache
+def shares_network(address: str) -> bool:
+    """Whether a container of the engine at `address` on the "host" network shares this
+    process's network: its Unix socket is served by dockerd or podman (no proxy, no VM) in the
+    network namespace this process is in.
+
+    False whenever that cannot be seen: another transport, the server's process in another PID
+    namespace (no peer ID), or its namespace out of reach (a rootful engine, envctl not root).
+    """
+    peer_credentials = getattr(socket, "SO_PEERCRED", None)  # Linux only
+    if not address.startswith("unix://") or peer_credentials is None:
+        return False
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(1.0)
+        sock.connect(address.removeprefix("unix://"))
+        credentials = sock.getsockopt(socket.SOL_SOCKET, peer_credentials, struct.calcsize("3i"))
+        pid = struct.unpack("3i", credentials)[0]
+        if pid <= 0:
+            return False
+        server = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+        same = os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return same and server in NETWORK_SHARING_SERVERS
 
 
 def placement(address: str, bind_host: str, environ: Mapping[str, str] = os.environ) -> Placement:

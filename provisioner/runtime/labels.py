@@ -12,6 +12,7 @@ ENV_LABEL = f"{LABEL_PREFIX}env"
 NAME_LABEL = f"{LABEL_PREFIX}name"
 PURPOSE_LABEL = f"{LABEL_PREFIX}purpose"
 ROLE_LABEL = f"{LABEL_PREFIX}role"
+PORT_LABEL = f"{LABEL_PREFIX}port"  # the port of a server on this machine's network
 STATE_DIR_LABEL = f"{LABEL_PREFIX}state-dir"
 OWNER_PID_LABEL = f"{LABEL_PREFIX}owner-pid"
 OWNER_START_LABEL = f"{LABEL_PREFIX}owner-start"

@@ -339,9 +339,11 @@ def test_a_server_started_by_envctl_runs_as_postgres_and_keeps_no_network(
         container = docker.containers.get(f"envctl-{env.env_id}")
         processes = container.top(ps_args="-o pid,uid,comm")["Processes"]
         assert {uid for _, uid, _ in processes} == {"999"}  # the image's postgres user, never root
-        # Docker's default bridge: a network of its own only when a suite container joins.
+        # No network of envctl's: with no seed, this machine's network (test_host_network.py);
+        # an envctl network is made only when a suite container joins.
         assert [kind for kind, _ in leftovers(docker, tmp_path)] == ["container"]
+        assert container.attrs["HostConfig"]["NetworkMode"] == "host"
         with psycopg.connect(env.url) as conn:
-            assert conn.execute("SHOW listen_addresses").fetchone() == ("*",)
+            assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
     finally:
         down(env.env_id)

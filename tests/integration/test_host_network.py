@@ -1,0 +1,147 @@
+"""A server on this machine's network: what a local engine's container gets when no seed runs
+in it and no suite container joins it (a fifth of a second less for the engine's start).
+
+It must listen where the profile says and nowhere else, find its port in every tool run inside
+it, and keep its log clean; a seeded start and a suite in a container keep Docker's network.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from provisioner.environments import find
+from provisioner.profile import load_profile
+from provisioner.runtime.engines import shares_network
+from provisioner.runtime.labels import PORT_LABEL
+from tests.conftest import envctl, remove_cache_entries, write_profile
+
+PLAIN = "name: hostnet\npostgres:\n  version: '15'\n  database: app\nenv:\n  file: .env.test\n"
+
+
+def _own(text: str) -> str:
+    """`text` with a database of its own: a cache key no other test's entry has."""
+    return text.replace("database: app", f"database: app_{uuid.uuid4().hex[:12]}")
+
+
+def _server(docker: Any, profile: Path) -> tuple[Any, Any]:
+    """The environment of `profile` that is up, and its server's container."""
+    env = find(load_profile(profile))
+    assert env is not None
+    return env, docker.containers.get(f"envctl-{env.env_id}")
+
+
+def _refused_beyond_loopback(port: int) -> None:
+    """Nothing answers on `port` at this machine's other addresses (docker0's among them)."""
+    shown = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "scope", "global"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    addresses = [line.split()[3].split("/")[0] for line in shown.splitlines()]
+    assert addresses, shown
+    for address in addresses:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((address, port), timeout=2).close()
+
+
+def test_a_start_without_a_seed_shares_this_machine_network_on_loopback_only(
+    tmp_path: Path, docker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ENVCTL_CACHE")  # the default: the 2nd start keeps, the 3rd is a hit
+    profile = write_profile(tmp_path, _own(PLAIN))
+    said = []
+    for _ in range(3):
+        up = envctl("up", str(profile))
+        assert up.returncode == 0, up.stderr
+        said.append(up.stderr)
+        try:
+            env, container = _server(docker, profile)
+            assert container.attrs["HostConfig"]["NetworkMode"] == "host"
+            assert container.labels[PORT_LABEL] == str(env.port)
+            with psycopg.connect(env.url) as conn:
+                listen = conn.execute("SHOW listen_addresses").fetchone()
+                assert listen == ("127.0.0.1",)
+                conn.execute("CREATE TABLE IF NOT EXISTS t AS SELECT 42 AS answer")
+            _refused_beyond_loopback(env.port)
+            # Tools run inside the container find the server at its port (PGPORT): pg_dump.
+            dump = envctl("dump", str(profile), "-o", str(tmp_path / "app.dump"))
+            assert dump.returncode == 0, dump.stderr
+            assert (tmp_path / "app.dump").stat().st_size > 0
+            log = container.logs().decode()
+            # The helper's reload of the configuration after setting the password finds the
+            # file agreeing with the command line (listen_addresses needs a restart).
+            assert "received SIGHUP" in log
+            assert "contains errors" not in log and "cannot be changed" not in log, log
+        finally:
+            assert envctl("down", str(profile)).returncode == 0
+    remove_cache_entries(docker, tmp_path)
+    assert "from the cache" in said[2] and "from the cache" not in said[0]
+
+
+def test_a_seeded_start_gets_a_network_of_its_own_and_its_cache_hit_shares(
+    tmp_path: Path, docker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVCTL_CACHE", "on")  # the first start keeps its entry
+    seed = "  seed:\n    - sql: CREATE TABLE kept AS SELECT 7 AS n\n"
+    profile = write_profile(tmp_path, _own(PLAIN.replace("env:", seed + "env:")))
+    modes = []
+    for _ in range(2):
+        up = envctl("up", str(profile))
+        assert up.returncode == 0, up.stderr
+        try:
+            env, container = _server(docker, profile)
+            modes.append(container.attrs["HostConfig"]["NetworkMode"])
+            if modes[-1] != "host":
+                bindings = container.attrs["NetworkSettings"]["Ports"]["5432/tcp"]
+                assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
+            with psycopg.connect(env.url) as conn:
+                assert conn.execute("SELECT n FROM kept").fetchone() == (7,)
+        finally:
+            assert envctl("down", str(profile)).returncode == 0
+    remove_cache_entries(docker, tmp_path)
+    # The seed's SQL ran on Docker's network; the hit runs none, on this machine's.
+    assert modes[0] != "host" and modes[1] == "host", modes
+
+
+def test_a_suite_in_a_container_keeps_the_network_it_joins(tmp_path: Path, docker: Any) -> None:
+    text = PLAIN + "test:\n  container: {image: envctl-test/postgres:15}\n"
+    profile = write_profile(tmp_path, text)
+    up = envctl("up", str(profile))
+    assert up.returncode == 0, up.stderr
+    try:
+        _, container = _server(docker, profile)
+        assert container.attrs["HostConfig"]["NetworkMode"] != "host"
+    finally:
+        assert envctl("down", str(profile)).returncode == 0
+
+
+def test_only_an_engine_serving_its_own_socket_on_this_network_shares_it(
+    tmp_path: Path, docker: Any
+) -> None:
+    assert shares_network("unix:///var/run/docker.sock")
+    assert not shares_network("tcp://127.0.0.1:2375")
+    # A socket served by another program (Docker Desktop's proxy, a socket forwarder): its
+    # engine may run anywhere, a virtual machine included.
+    path = tmp_path / "proxy.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen()
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True)
+    thread.start()
+    try:
+        assert not shares_network(f"unix://{path}")
+    finally:
+        thread.join(timeout=5)
+        for conn in accepted:
+            conn.close()
+        server.close()
