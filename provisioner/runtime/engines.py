@@ -427,30 +427,50 @@ NETWORK_SHARING_SERVERS = frozenset({"dockerd", "podman"})
 @functools.cache
 def shares_network(address: str) -> bool:
     """Whether a container of the engine at `address` on the "host" network shares this
-    process's network: its Unix socket is served by dockerd or podman (no proxy, no VM) in the
-    network namespace this process is in.
+    process's network: its Unix socket is served by dockerd or podman itself (no proxy, no VM)
+    in the network namespace this process is in.
 
+    The namespace is compared where it can be read (envctl is root, or the engine is its
+    user's); otherwise, for a rootful engine, the socket must be one of this namespace's own
+    (/proc/net/unix lists those: not a rootless daemon's, made in a namespace of its own).
     False whenever that cannot be seen: another transport, the server's process in another PID
-    namespace (no peer ID), or its namespace out of reach (a rootful engine, envctl not root).
+    namespace (no peer ID).
     """
     peer_credentials = getattr(socket, "SO_PEERCRED", None)  # Linux only
+    path = address.removeprefix("unix://")
     if not address.startswith("unix://") or peer_credentials is None:
         return False
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(1.0)
-        sock.connect(address.removeprefix("unix://"))
+        sock.connect(path)
         credentials = sock.getsockopt(socket.SOL_SOCKET, peer_credentials, struct.calcsize("3i"))
         pid = struct.unpack("3i", credentials)[0]
         if pid <= 0:
             return False
-        server = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
-        same = os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+        # comm, unlike exe, is readable by anyone.
+        server = Path(f"/proc/{pid}/comm").read_text().strip()
+        if server not in NETWORK_SHARING_SERVERS:
+            return False
+        try:
+            return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+        except PermissionError:
+            return _socket_of_this_network(path)
     except OSError:
         return False
     finally:
         sock.close()
-    return same and server in NETWORK_SHARING_SERVERS
+
+
+def _socket_of_this_network(path: str) -> bool:
+    """Whether a Unix socket bound at `path` was made in this process's network namespace."""
+    wanted = os.path.realpath(path)
+    with open("/proc/net/unix") as listing:
+        for line in listing:
+            fields = line.split()
+            if len(fields) >= 8 and os.path.realpath(fields[7]) == wanted:
+                return True
+    return False
 
 
 def placement(address: str, bind_host: str, environ: Mapping[str, str] = os.environ) -> Placement:

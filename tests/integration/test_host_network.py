@@ -7,6 +7,8 @@ it, and keep its log clean; a seeded start and a suite in a container keep Docke
 
 from __future__ import annotations
 
+import grp
+import pwd
 import socket
 import subprocess
 import threading
@@ -145,3 +147,31 @@ def test_only_an_engine_serving_its_own_socket_on_this_network_shares_it(
         for conn in accepted:
             conn.close()
         server.close()
+
+
+def test_a_user_of_the_docker_group_shares_it_too(docker: Any) -> None:
+    """Not root: the rootful engine's namespace cannot be read, its socket is seen here."""
+    script = (
+        "import os, socket, struct\n"
+        "from provisioner.runtime.engines import shares_network\n"
+        "s = socket.socket(socket.AF_UNIX); s.connect('/var/run/docker.sock')\n"
+        "pid = struct.unpack('3i', s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]\n"
+        "try:\n"
+        "    os.readlink(f'/proc/{pid}/ns/net'); print('readable')\n"
+        "except PermissionError:\n"
+        "    print('denied')\n"
+        "print(shares_network('unix:///var/run/docker.sock'))\n"
+    )
+    nobody = pwd.getpwnam("nobody")
+    shown = subprocess.run(
+        ["/usr/bin/python3", "-c", script],
+        env={"PYTHONPATH": str(Path(__file__).parents[2]), "PATH": "/usr/bin:/bin"},
+        user=nobody.pw_uid,
+        group=nobody.pw_gid,
+        extra_groups=[grp.getgrnam("docker").gr_gid],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.stdout.split() == ["denied", "True"], shown.stderr
