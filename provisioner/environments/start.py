@@ -129,8 +129,8 @@ def plan_start(
         encoding=pg.encoding,
         cacheable=bool(hit or store),
         from_cache=hit,
-        # A suite container joins the server's network; a seed's SQL runs inside the server.
-        own_network=profile.test.container is not None or (restores_seeds(pg, seeds) and not hit),
+        restores_seeds=restores_seeds(pg, seeds) and not hit,
+        joined=profile.test.container is not None,
     )
     cached = " from the cache" if hit else ""
     notify(f"starting Postgres {pg.version} ({runtime.name}: {runtime.describe(image)}){cached}")

@@ -41,8 +41,8 @@ class ServerSpec:
     encoding: str = "UTF8"
     cacheable: bool = False  # the cluster comes from the cache or is kept in it afterwards
     from_cache: str | None = None  # the cache entry to start from instead of initdb
-    # Docker: the server needs a network of its own, not this machine's (see docker.py)
-    own_network: bool = False
+    restores_seeds: bool = False  # this start restores seeds: their SQL runs in the server
+    joined: bool = False  # a suite container joins the server's network
 
     @property
     def disposable(self) -> bool:

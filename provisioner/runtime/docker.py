@@ -62,6 +62,7 @@ SERVER_USER = "postgres"
 SERVER_UID = 999  # the official image's postgres user, which our test images copy
 NETWORK_ALIAS = "postgres"  # the server's name on its environment's network
 SERVER_PORT = 5432  # its port inside the container, on that network
+MEMORY_PGDATA = "/var/lib/envctl/memory"  # the data folder of a start that keeps nothing
 SHM_SIZE = 256 * 1024 * 1024  # Docker's default of 64 MiB is too little for parallel queries
 
 
@@ -163,7 +164,7 @@ class DockerRuntime:
         seed, which on this machine's network could reach services that listen on loopback
         only (`COPY ... FROM PROGRAM`). A start from the cache runs nothing but the cluster.
         """
-        return not spec.own_network and shares_network(self.engine.address)
+        return not (spec.restores_seeds or spec.joined) and shares_network(self.engine.address)
 
     def _reserve_port(self, host: str, port: int | None) -> socket.socket:
         """The port the server listens on, held here until it is ready (ports.reserve_port)."""
@@ -205,8 +206,16 @@ class DockerRuntime:
             "POSTGRES_INITDB_ARGS": " ".join([*initdb_args, *spec.initdb_args]),
             "POSTGRES_PASSWORD_FILE": f"{CONFIG_DIR}/{PASSWORD_FILE}",
         }
+        tmpfs = {}
         if spec.cacheable:
             environment["PGDATA"] = CACHED_PGDATA
+        elif spec.disposable and not spec.restores_seeds:
+            # Nothing of it is kept, nothing survives a crash, and no seed may fill it: the
+            # data in memory. initdb takes 0.4 s there, 1.0 s on a slow disk, CREATE DATABASE
+            # 30 ms instead of a quarter of a second; the cost is its size in memory (40 MB,
+            # and what the suite writes), for the environment's life.
+            environment["PGDATA"] = MEMORY_PGDATA
+            tmpfs[MEMORY_PGDATA] = "rw,nosuid,nodev,noexec,mode=0700"
         if spec.from_cache:
             environment["ENVCTL_CACHED"] = "1"  # its database exists: the boot script skips it
         # The server, its helper and every tool run in the container listen on or connect to
@@ -222,7 +231,7 @@ class DockerRuntime:
             "Cmd": command,
             "Env": [f"{key}={value}" for key, value in environment.items()],
             "Labels": labels,
-            "HostConfig": {"ShmSize": SHM_SIZE},
+            "HostConfig": {"ShmSize": SHM_SIZE, **({"Tmpfs": tmpfs} if tmpfs else {})},
         }
         if host_port:
             config["HostConfig"]["NetworkMode"] = "host"

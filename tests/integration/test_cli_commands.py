@@ -99,7 +99,7 @@ def test_the_port_binds_to_loopback_and_a_wider_bind_is_warned_about(
     (tmp_path / "a").mkdir()
     seeded = "name: lo\npostgres:\n  version: '15'\n  seed: [{sql: SELECT 1}]\n"
     with environment(load_profile(write_profile(tmp_path / "a", seeded))) as env:
-        # A seed's server gets Docker's network (test_host_network.py has the others).
+        # A seed's server gets Docker's network (test_placement.py has the others).
         bindings = docker.api.port(f"envctl-{env.env_id}", 5432)
         assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
     (tmp_path / "b").mkdir()

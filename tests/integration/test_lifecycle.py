@@ -339,7 +339,7 @@ def test_a_server_started_by_envctl_runs_as_postgres_and_keeps_no_network(
         container = docker.containers.get(f"envctl-{env.env_id}")
         processes = container.top(ps_args="-o pid,uid,comm")["Processes"]
         assert {uid for _, uid, _ in processes} == {"999"}  # the image's postgres user, never root
-        # No network of envctl's: with no seed, this machine's network (test_host_network.py);
+        # No network of envctl's: with no seed, this machine's network (test_placement.py);
         # an envctl network is made only when a suite container joins.
         assert [kind for kind, _ in leftovers(docker, tmp_path)] == ["container"]
         assert container.attrs["HostConfig"]["NetworkMode"] == "host"
