@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import logging
 import shutil
 import socket
 import sys
@@ -49,6 +50,8 @@ from provisioner.runtime.labels import (
     ROLE_LABEL,
     container_name,
 )
+
+log = logging.getLogger(__name__)
 
 # envctl's files for the server (certificates, its key, pg_hba) arrive in FILES_INBOX and the
 # boot script moves them to CONFIG_DIR, on the container's own tmpfs, where no commit of a
@@ -123,7 +126,17 @@ class DockerRuntime:
         try:
             # On Docker's default bridge: a network of its own costs a tenth of a second, so
             # it is made only when a suite container has to join (see _environment_network).
-            container = self._create_container(spec, name, host_port)
+            try:
+                container = self._create_container(spec, name, host_port)
+            except EngineError as exc:
+                if host_port is None or exc.status == 409:
+                    raise
+                # An engine may refuse this machine's network: one that remaps user
+                # namespaces does ("cannot share the host's network namespace").
+                log.info("the engine refused this machine's network: %s", first_line(exc))
+                self._let_go(reservation)
+                reservation = host_port = None
+                container = self._create_container(spec, name, None)
             if spec.files:
                 self.engine.put_archive(container, "/etc", _config_archive(spec))
             # The engine's start of a container takes a fifth of a second: meanwhile is then.

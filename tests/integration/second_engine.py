@@ -80,9 +80,9 @@ def _write_certificates(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def second_engine(images: list[str]) -> Iterator[SecondEngine]:
-    """Start the second dockerd, load `images` into it from the machine's engine, and stop
-    it again afterwards, removing everything it made."""
+def second_engine(images: list[str], *options: str) -> Iterator[SecondEngine]:
+    """Start the second dockerd (with `options`), load `images` into it from the machine's
+    engine, and stop it again afterwards, removing everything it made."""
     if os.getuid() != 0:
         raise CannotStart("a second dockerd needs root")
     for tool in ("dockerd", "docker", "ip"):
@@ -121,6 +121,7 @@ def second_engine(images: list[str]) -> Iterator[SecondEngine]:
                     "--iptables=false",
                     "--ip-masq=false",
                     f"--default-address-pool=base=10.{octet}.0.0/17,size=24",
+                    *options,
                 ],
                 stdout=output,
                 stderr=subprocess.STDOUT,

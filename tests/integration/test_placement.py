@@ -9,6 +9,7 @@ a seeded, durable or kept cluster stays on disk.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import pwd
 import socket
@@ -27,7 +28,8 @@ from provisioner.runtime.docker import MEMORY_PGDATA
 from provisioner.runtime.docker_cache import CACHED_PGDATA
 from provisioner.runtime.engines import shares_network
 from provisioner.runtime.labels import PORT_LABEL
-from tests.conftest import envctl, remove_cache_entries, write_profile
+from tests.conftest import envctl, remove_cache_entries, unavailable, write_profile
+from tests.integration.second_engine import CannotStart, second_engine
 
 PLAIN = "name: hostnet\npostgres:\n  version: '15'\n  database: app\nenv:\n  file: .env.test\n"
 
@@ -208,3 +210,30 @@ def test_a_start_that_keeps_nothing_has_its_data_in_memory(
     monkeypatch.setenv("ENVCTL_CACHE", "on")  # kept: the cache's folder, which a commit keeps
     assert data_folder(PLAIN, "kept") == (CACHED_PGDATA, False)
     remove_cache_entries(docker, tmp_path)
+
+
+def test_an_engine_that_refuses_this_machines_network_gives_the_server_its_own(
+    tmp_path: Path, docker: Any, test_images: dict[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dockerd that remaps user namespaces refuses `--network host`: the start goes on, on
+    Docker's own network, reached as usual."""
+    with contextlib.ExitStack() as stack:
+        try:
+            engine = stack.enter_context(
+                second_engine([test_images[15]], "--userns-remap=default")
+            )
+        except CannotStart as exc:
+            unavailable(f"a second dockerd cannot start here: {exc}")
+        assert shares_network(engine.socket)  # a dockerd on this network: it would share it
+        monkeypatch.setenv("DOCKER_HOST", engine.socket)
+        profile = write_profile(tmp_path, _own(PLAIN))
+        up = envctl("-v", "up", str(profile))
+        assert up.returncode == 0, up.stderr
+        assert "refused this machine's network" in up.stderr
+        try:
+            env = find(load_profile(profile))
+            assert env is not None
+            with psycopg.connect(env.url) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            assert envctl("down", str(profile)).returncode == 0
