@@ -134,7 +134,7 @@ class DockerRuntime:
                 # An engine may refuse this machine's network: one that remaps user
                 # namespaces does ("cannot share the host's network namespace").
                 log.info("the engine refused this machine's network: %s", first_line(exc))
-                self._let_go(reservation)
+                _let_go(reservation)
                 reservation = host_port = None
                 container = self._create_container(spec, name, None)
             if spec.files:
@@ -146,7 +146,7 @@ class DockerRuntime:
                 raise container_gone(spec.env_id)  # removed meanwhile, by `envctl gc` or by hand
             port = host_port or int(info["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"])
         except EngineError as exc:
-            self._let_go(reservation)
+            _let_go(reservation)
             self.remove(spec.env_id)
             message = first_line(exc)
             if exc.status == 409:
@@ -160,7 +160,7 @@ class DockerRuntime:
                 ) from None
             raise InfrastructureError(f"Docker could not start the database: {message}") from None
         except BaseException:
-            self._let_go(reservation)
+            _let_go(reservation)
             self.remove(spec.env_id)
             raise
         details = {"container": container[:12], "network": "host" if host_port else "bridge"}
@@ -176,8 +176,13 @@ class DockerRuntime:
         not for a server that needs its own: a suite container joins it, or it runs SQL of a
         seed, which on this machine's network could reach services that listen on loopback
         only (`COPY ... FROM PROGRAM`). A start from the cache runs nothing but the cluster.
+        Nor for a cluster being kept: a cache entry is committed from a container as the
+        image made it (listening everywhere inside it, on 5432), so that it starts anywhere.
         """
-        return not (spec.restores_seeds or spec.joined) and shares_network(self.engine.address)
+        storing = spec.cacheable and not spec.from_cache
+        if spec.restores_seeds or spec.joined or storing:
+            return False
+        return shares_network(self.engine.address)
 
     def _reserve_port(self, host: str, port: int | None) -> socket.socket:
         """The port the server listens on, held here until it is ready (ports.reserve_port)."""
@@ -190,11 +195,6 @@ class DockerRuntime:
                 f"port {port or 'auto'} on {host} cannot be bound: {exc.strerror or exc}",
                 hint="choose another postgres.port, or `port: auto`",
             ) from None
-
-    @staticmethod
-    def _let_go(reservation: socket.socket | None) -> None:
-        if reservation is not None:
-            reservation.close()
 
     def _create_container(self, spec: ServerSpec, name: str, host_port: int | None) -> str:
         """Create the server's container (on this machine's network when `host_port` is
@@ -231,12 +231,10 @@ class DockerRuntime:
             tmpfs[MEMORY_PGDATA] = "rw,nosuid,nodev,noexec,mode=0700"
         if spec.from_cache:
             environment["ENVCTL_CACHED"] = "1"  # its database exists: the boot script skips it
-        # The server, its helper and every tool run in the container listen on or connect to
-        # PGPORT; given always, as a cache entry keeps the variable of the container it was
-        # committed from (empty).
-        environment["PGPORT"] = str(host_port or SERVER_PORT)
         labels = dict(spec.labels)
         if host_port:
+            # The server, its helper and every tool run in the container (exec) use PGPORT.
+            environment["PGPORT"] = str(host_port)
             labels[PORT_LABEL] = str(host_port)
         config: dict[str, Any] = {
             "Image": spec.image,
@@ -528,6 +526,12 @@ class DockerRuntime:
             return self.client.containers.get(container_name(env_id))
         except NotFound:
             raise container_gone(env_id) from None
+
+
+def _let_go(reservation: socket.socket | None) -> None:
+    """Close the socket that held a server's port, if one did."""
+    if reservation is not None:
+        reservation.close()
 
 
 def _name(container: dict[str, Any]) -> str:

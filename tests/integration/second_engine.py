@@ -90,6 +90,8 @@ def second_engine(images: list[str], *options: str) -> Iterator[SecondEngine]:
             raise CannotStart(f"{tool} is not installed")
     # Unix socket paths are short (108 bytes): not under pytest's deep tmp folder.
     folder = Path(tempfile.mkdtemp(prefix="envctl-d2-", dir="/tmp"))
+    if any(option.startswith("--userns-remap") for option in options):
+        folder.chmod(0o711)  # the remapped root must pass through to its data folder
     bridge = f"envctl{os.getpid() % 100000}"  # at most 15 characters
     octet = 20 + os.getpid() % 200  # a subnet of this session's own: 10.<octet>.0.0/16
     log = folder / "dockerd.log"

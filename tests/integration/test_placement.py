@@ -15,6 +15,7 @@ import pwd
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -66,19 +67,23 @@ def test_a_start_without_a_seed_shares_this_machine_network_on_loopback_only(
 ) -> None:
     monkeypatch.delenv("ENVCTL_CACHE")  # the default: the 2nd start keeps, the 3rd is a hit
     profile = write_profile(tmp_path, _own(PLAIN))
-    said = []
+    said, modes = [], []
     for _ in range(3):
         up = envctl("up", str(profile))
         assert up.returncode == 0, up.stderr
         said.append(up.stderr)
         try:
             env, container = _server(docker, profile)
-            assert container.attrs["HostConfig"]["NetworkMode"] == "host"
-            assert container.labels[PORT_LABEL] == str(env.port)
+            modes.append(container.attrs["HostConfig"]["NetworkMode"])
             with psycopg.connect(env.url) as conn:
                 listen = conn.execute("SHOW listen_addresses").fetchone()
-                assert listen == ("127.0.0.1",)
                 conn.execute("CREATE TABLE IF NOT EXISTS t AS SELECT 42 AS answer")
+            if modes[-1] == "host":
+                assert container.labels[PORT_LABEL] == str(env.port)
+                assert listen == ("127.0.0.1",)
+            else:
+                bindings = container.attrs["NetworkSettings"]["Ports"]["5432/tcp"]
+                assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
             _refused_beyond_loopback(env.port)
             # Tools run inside the container find the server at its port (PGPORT): pg_dump.
             dump = envctl("dump", str(profile), "-o", str(tmp_path / "app.dump"))
@@ -91,8 +96,39 @@ def test_a_start_without_a_seed_shares_this_machine_network_on_loopback_only(
             assert "contains errors" not in log and "cannot be changed" not in log, log
         finally:
             assert envctl("down", str(profile)).returncode == 0
-    remove_cache_entries(docker, tmp_path)
     assert "from the cache" in said[2] and "from the cache" not in said[0]
+    # The start that keeps its cluster runs on Docker's network, as the image made it: the
+    # entry starts anywhere, `docker run` by hand included (listening on 5432, everywhere).
+    assert modes[0] == "host" and modes[1] != "host" and modes[2] == "host", modes
+    (entry,) = [
+        image
+        for image in docker.images.list(filters={"label": "dev.envctl.cache"})
+        if str(tmp_path) in image.labels.get("dev.envctl.cache-profile", "")
+    ]
+    assert not any(item.startswith("PGPORT=") for item in entry.attrs["Config"]["Env"])
+    by_hand = docker.containers.run(
+        entry.id,
+        ["-D", CACHED_PGDATA],
+        entrypoint="postgres",
+        user="postgres",
+        ports={"5432/tcp": ("127.0.0.1", None)},
+        detach=True,
+    )
+    try:
+        by_hand.reload()
+        port = int(by_hand.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"])
+        deadline = time.monotonic() + 30
+        while True:  # it answers (asking for a password nobody knows): the server is up
+            try:
+                psycopg.connect(host="127.0.0.1", port=port, user="postgres", password="x")
+            except psycopg.OperationalError as exc:
+                if "password authentication failed" in str(exc):
+                    break
+                assert time.monotonic() < deadline, (exc, by_hand.logs().decode())
+                time.sleep(0.1)
+    finally:
+        by_hand.remove(force=True, v=True)
+    remove_cache_entries(docker, tmp_path)
 
 
 def test_a_seeded_start_gets_a_network_of_its_own_and_its_cache_hit_shares(
@@ -219,9 +255,7 @@ def test_an_engine_that_refuses_this_machines_network_gives_the_server_its_own(
     Docker's own network, reached as usual."""
     with contextlib.ExitStack() as stack:
         try:
-            engine = stack.enter_context(
-                second_engine([test_images[15]], "--userns-remap=default")
-            )
+            engine = stack.enter_context(second_engine([test_images[15]], "--userns-remap=default"))
         except CannotStart as exc:
             unavailable(f"a second dockerd cannot start here: {exc}")
         assert shares_network(engine.socket)  # a dockerd on this network: it would share it
