@@ -14,7 +14,6 @@ import re
 import shlex
 import stat
 import string
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,6 +216,8 @@ def write_atomic(
 ) -> None:
     """Replace `path` with `data` so that readers see the old or the new file, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # 3 ms to import (random): `validate` never writes a file
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".envctl-tmp", dir=path.parent)
     try:
         if owner is not None and owner != (os.geteuid(), os.getegid()):
