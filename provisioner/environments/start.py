@@ -129,7 +129,7 @@ def plan_start(
         encoding=pg.encoding,
         cacheable=bool(hit or store),
         from_cache=hit,
-        restores_seeds=restores_seeds(pg, seeds) and not hit,
+        restores_seeds=bool(seeds or pg.has_seed) and not hit,
         joined=profile.test.container is not None,
     )
     cached = " from the cache" if hit else ""
@@ -137,11 +137,6 @@ def plan_start(
     return Plan(
         pg, seeds, hit, store, image, place.client_host, ssl, spec, _certs_dir(profile, state_dir)
     )
-
-
-def restores_seeds(pg: PostgresConfig, seeds: list[SeedFile | SeedItem]) -> bool:
-    """Whether a start that is not from the cache restores seeds into the server."""
-    return bool(seeds or pg.has_seed)
 
 
 def record_folders(profile: Profile, record: EnvironmentRecord, plan: Plan) -> EnvironmentRecord:
@@ -222,7 +217,7 @@ def restore_seeds(
     """Restore the seeds (not on a cache hit), and follow the data to the database it is in."""
     pg = plan.pg
     landed = None
-    if restores_seeds(pg, plan.seeds) and not plan.hit:
+    if plan.spec.restores_seeds:
         signals.current().checkpoint()
         from provisioner.postgres.seed import apply_seed
 

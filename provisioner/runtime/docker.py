@@ -163,10 +163,11 @@ class DockerRuntime:
             _let_go(reservation)
             self.remove(spec.env_id)
             raise
-        details = {"container": container[:12], "network": "host" if host_port else "bridge"}
-        if reservation is None:
-            return StartedServer(port=port, details=details)
-        return StartedServer(port=port, details=details, release=reservation.close)
+        return StartedServer(
+            port=port,
+            details={"container": container[:12]},
+            release=functools.partial(_let_go, reservation),
+        )
 
     def _on_host_network(self, spec: ServerSpec) -> bool:
         """Whether the server's container shares this machine's network: a fifth of a second
