@@ -6,14 +6,13 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import ipaddress
 import os
 import re
 import string
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -401,8 +400,8 @@ class EnvConfig(_Strict):
     def _known_presets(cls, value: list[str]) -> list[str]:
         for name in value:
             if name not in PRESETS:
-                close = difflib.get_close_matches(name, PRESETS, n=1)
-                suggestion = f" (did you mean '{close[0]}'?)" if close else ""
+                close = _closest(name, PRESETS)
+                suggestion = f" (did you mean '{close}'?)" if close else ""
                 raise ValueError(
                     f"unknown preset '{name}'{suggestion}: choose from {', '.join(PRESETS)}"
                 )
@@ -424,8 +423,8 @@ class EnvConfig(_Strict):
                         f"{{roles.{role['role']}.name}} and {{roles.{role['role']}.password}}"
                     )
                 if field not in TEMPLATE_FIELDS and role is None:
-                    close = difflib.get_close_matches(field, TEMPLATE_FIELDS, n=1)
-                    suggestion = f" (did you mean '{{{close[0]}}}'?)" if close else ""
+                    close = _closest(field, TEMPLATE_FIELDS)
+                    suggestion = f" (did you mean '{{{close}}}'?)" if close else ""
                     raise ValueError(
                         f"{name}: unknown placeholder '{{{field}}}'{suggestion}; "
                         f"known: {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}, "
@@ -636,8 +635,8 @@ def _check_role_references(profile: Profile, source: ProfileSource) -> None:
             where = f"{source.where(('env', 'vars', name))}: env.vars.{name}"
             role = roles.get(match["role"])
             if role is None:
-                close = difflib.get_close_matches(match["role"], roles, n=1)
-                suggestion = f" (did you mean '{close[0]}'?)" if close else ""
+                close = _closest(match["role"], roles)
+                suggestion = f" (did you mean '{close}'?)" if close else ""
                 declared = ", ".join(roles) or "none"
                 raise ProfileError(
                     f"{where}: '{{{field}}}' names the role '{match['role']}', which "
@@ -682,6 +681,14 @@ def _default_name(path: Path) -> str:
     return stem or "envctl"
 
 
+def _closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice a misspelt word most likely meant, if one is close enough."""
+    import difflib  # only a profile with a mistake needs it (1 ms of every validate)
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return close[0] if close else None
+
+
 def _profile_error(exc: ValidationError, source: ProfileSource) -> ProfileError:
     error = exc.errors()[0]
     loc = _clean_location(error["loc"], source.data)
@@ -691,8 +698,8 @@ def _profile_error(exc: ValidationError, source: ProfileSource) -> ProfileError:
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     if error["type"] == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(allowed)}"
+        close = _closest(str(loc[-1]), allowed)
+        hint = f"did you mean '{close}'?" if close else f"known keys here: {', '.join(allowed)}"
         return ProfileError(f"{where}: unknown key '{key}'{suffix}", hint=hint)
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "missing":
