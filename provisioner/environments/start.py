@@ -131,6 +131,7 @@ def plan_start(
         from_cache=hit,
         restores_seeds=bool(seeds or pg.has_seed) and not hit,
         joined=profile.test.container is not None,
+        makes_databases=pg.template1,
     )
     cached = " from the cache" if hit else ""
     notify(f"starting Postgres {pg.version} ({runtime.name}: {runtime.describe(image)}){cached}")

@@ -1,6 +1,7 @@
 """Where a Docker server runs: on this machine's network when it runs nothing but its cluster
 (no seed, no suite container joining; a fifth of a second less for the engine's start), with
-its data in memory when nothing of it is kept (initdb 0.4 s instead of 1.0 s on a slow disk).
+its data in memory when nothing of it is kept (initdb 0.4 s instead of 1.0 s on a slow disk),
+or when it comes from the cache for a suite that makes its databases from template1.
 
 It must listen where the profile says and nowhere else, find its port in every tool run inside
 it, and keep its log clean; a seeded start and a suite in a container keep Docker's network, and
@@ -22,6 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from provisioner.environments import find
 from provisioner.profile import load_profile
@@ -246,6 +248,94 @@ def test_a_start_that_keeps_nothing_has_its_data_in_memory(
     monkeypatch.setenv("ENVCTL_CACHE", "on")  # kept: the cache's folder, which a commit keeps
     assert data_folder(PLAIN, "kept") == (CACHED_PGDATA, False)
     remove_cache_entries(docker, tmp_path)
+
+
+TEMPLATED = PLAIN.replace(
+    "env:",
+    "  seed: [{sql: CREATE TABLE kept AS SELECT 7 AS n}]\n  template1: true\nenv:",
+)
+
+
+def _data_folder(url: str, container: Any) -> tuple[str, bool]:
+    """Where the server's data folder is, and whether a tmpfs (memory) is mounted there."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SHOW data_directory").fetchone()
+    assert row is not None
+    mounts = container.exec_run(["cat", "/proc/mounts"]).output.decode()
+    return str(row[0]), f" {row[0]} tmpfs " in mounts
+
+
+def _database_from_template1(url: str, name: str) -> Any:
+    """What a runner like Medusa's does: CREATE DATABASE with no TEMPLATE, then look inside."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(make_conninfo(url, dbname=name)) as conn:
+        return conn.execute("SELECT n FROM kept").fetchone()
+
+
+def test_a_cache_hit_whose_suite_makes_databases_from_template1_has_its_data_in_memory(
+    tmp_path: Path, docker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner that makes a database per test file from template1 copies ~1,500 files each
+    time for a migrated schema: a second in the image's layer on a slow disk, 40 ms in
+    memory. A hit of a `template1: true` profile copies the entry's data folder into memory
+    first; what the suite writes there is gone with the environment, the entry unchanged."""
+    monkeypatch.setenv("ENVCTL_CACHE", "on")  # the first start keeps its entry
+    profile = write_profile(tmp_path, _own(TEMPLATED))
+    seen: list[tuple[str, bool]] = []
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(remove_cache_entries, docker, tmp_path)
+        for run in range(3):
+            _up_make_reset_down(profile, docker, run, seen)
+    # The keeping start's cluster is committed from the image's layer; the hits run in memory.
+    assert seen == [(CACHED_PGDATA, False), (MEMORY_PGDATA, True), (MEMORY_PGDATA, True)]
+
+
+def _up_make_reset_down(profile: Path, docker: Any, run: int, seen: list[tuple[str, bool]]) -> None:
+    """`up`; a database from template1, as the runner makes it; a write, `reset`; `down`."""
+    up = envctl("up", str(profile))
+    assert up.returncode == 0, up.stderr
+    try:
+        env, container = _server(docker, profile)
+        seen.append(_data_folder(env.url, container))
+        assert _database_from_template1(env.url, f"file_{run}") == (7,)
+        with psycopg.connect(env.url) as conn:
+            conn.execute("INSERT INTO kept VALUES (8)")
+            conn.commit()
+        assert envctl("reset", str(profile)).returncode == 0
+        with psycopg.connect(env.url) as conn:
+            assert conn.execute("SELECT array_agg(n) FROM kept").fetchone() == ([7],)
+            names = conn.execute("SELECT array_agg(datname::text) FROM pg_database")
+            found = names.fetchone()
+        assert found is not None and f"file_{run - 1}" not in found[0]  # not in the entry
+    finally:
+        assert envctl("down", str(profile)).returncode == 0
+
+
+def test_a_hit_too_large_for_memory_or_not_making_databases_stays_in_the_image_layer(
+    tmp_path: Path, docker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import provisioner
+    from provisioner.runtime import docker as docker_runtime
+
+    monkeypatch.setenv("ENVCTL_CACHE", "on")
+    templated = write_profile(tmp_path, _own(TEMPLATED))
+    (tmp_path / "plain").mkdir()
+    plain = write_profile(tmp_path / "plain", _own(PLAIN))
+    try:
+        for profile in (templated, plain):
+            with provisioner.environment(profile):
+                pass  # keeps the entry
+        with provisioner.environment(plain) as env:  # a hit whose suite makes no databases
+            _, container = _server(docker, plain)
+            assert _data_folder(env.url, container) == (CACHED_PGDATA, False)
+        monkeypatch.setattr(docker_runtime, "MEMORY_COPY_MAX_KB", 1)
+        with provisioner.environment(templated) as env:  # more than the limit: where it is
+            _, container = _server(docker, templated)
+            assert _data_folder(env.url, container) == (CACHED_PGDATA, False)
+            assert _database_from_template1(env.url, "file_0") == (7,)
+    finally:
+        remove_cache_entries(docker, tmp_path)
 
 
 def test_an_engine_that_refuses_this_machines_network_gives_the_server_its_own(
