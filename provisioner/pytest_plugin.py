@@ -152,8 +152,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def envctl_env(request: pytest.FixtureRequest) -> Iterator[RunningEnvironment]:
     """The running environment of the configured profile, shared by the whole session."""
     run = _run_of(request.config)
+    # A session whose tests take envctl_db makes a database per test from the template.
+    clones = any("envctl_db" in getattr(item, "fixturenames", ()) for item in request.session.items)
     with _reported():
-        env = _acquire(run)
+        env = _acquire(run, makes_databases=clones)
     saved = {name: os.environ.get(name) for name in env.env}
     os.environ.update(env.env)
     try:
@@ -290,7 +292,7 @@ def _reported() -> Iterator[None]:
         pytest.fail(f"envctl: {exc}", pytrace=False)
 
 
-def _acquire(run: _Run) -> RunningEnvironment:
+def _acquire(run: _Run, *, makes_databases: bool = False) -> RunningEnvironment:
     """The environment of `run`'s profile: the one that is up, or one this run starts."""
     from provisioner.api import RunningEnvironment
     from provisioner.environments import find, up
@@ -311,7 +313,7 @@ def _acquire(run: _Run) -> RunningEnvironment:
         # half way through leaves behind.
         _write_marker(marker, profile.env_id, run.owner_pid, started=True)
         try:
-            started = up(profile, mode="run")
+            started = up(profile, mode="run", makes_databases=makes_databases)
         except BaseException:
             marker.unlink(missing_ok=True)
             raise

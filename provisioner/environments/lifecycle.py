@@ -46,8 +46,12 @@ def up(
     runtime: Runtime | None = None,
     runtime_override: str | None = None,
     notify: Notify = quiet,
+    makes_databases: bool = False,
 ) -> Environment:
-    """Start `profile`'s environment and return it once it accepts connections."""
+    """Start `profile`'s environment and return it once it accepts connections.
+
+    `makes_databases`: what runs against it will make databases from its templates (clones
+    per worker or per test, resets), which a runtime may place to make that fast."""
     from provisioner.preflight import check_before_start
 
     check_before_start(profile)
@@ -76,7 +80,15 @@ def up(
         refuse_shared_env_file(record)
         # Every error on the way may carry a server log or a tool's output: none shows it.
         with secrets_hidden_in_errors(password_forms(password)):
-            return start(profile, record, runtime, state_dir, notify, password)
+            return start(
+                profile,
+                record,
+                runtime,
+                state_dir,
+                notify,
+                password,
+                makes_databases=makes_databases,
+            )
     except BaseException:
         # Whatever stopped us (an error, a signal), nothing of this environment stays.
         teardown(env_id, runtime)
@@ -90,11 +102,12 @@ def environment(
     notify: Notify = quiet,
     keep: bool = False,
     runtime_override: str | None = None,
+    makes_databases: bool = False,
 ) -> Iterator[Environment]:
     """Bring `profile` up for the `with` block and always tear it down afterwards."""
     profile = settle_version(profile, runtime_override, notify)
     runtime = open_runtime(profile, runtime_override, notify)
-    env = up(profile, mode="run", runtime=runtime, notify=notify)
+    env = up(profile, mode="run", runtime=runtime, notify=notify, makes_databases=makes_databases)
     try:
         yield env
     finally:

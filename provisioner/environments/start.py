@@ -61,9 +61,12 @@ def start(
     state_dir: Path,
     notify: Notify,
     password: str,
+    *,
+    makes_databases: bool = False,
 ) -> Environment:
-    """Start the environment `record` describes and return it once it is up."""
-    plan = plan_start(profile, record, runtime, state_dir, notify, password)
+    """Start the environment `record` describes and return it once it is up; with
+    `makes_databases`, what runs against it will make databases from its templates."""
+    plan = plan_start(profile, record, runtime, state_dir, notify, password, makes_databases)
     record = record_folders(profile, record, plan)
     record, connection, began, release = start_server(runtime, record, plan, notify)
     try:
@@ -83,6 +86,7 @@ def plan_start(
     state_dir: Path,
     notify: Notify,
     password: str,
+    makes_databases: bool = False,
 ) -> Plan:
     """Read the seeds, look up the cache, and spell out the server to start (saying so)."""
     exposed = profile.postgres.host not in ("127.0.0.1", "::1")
@@ -131,7 +135,7 @@ def plan_start(
         from_cache=hit,
         restores_seeds=bool(seeds or pg.has_seed) and not hit,
         joined=profile.test.container is not None,
-        makes_databases=pg.template1,
+        makes_databases=makes_databases or pg.template1,
     )
     cached = " from the cache" if hit else ""
     notify(f"starting Postgres {pg.version} ({runtime.name}: {runtime.describe(image)}){cached}")

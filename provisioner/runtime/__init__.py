@@ -43,7 +43,8 @@ class ServerSpec:
     from_cache: str | None = None  # the cache entry to start from instead of initdb
     restores_seeds: bool = False  # this start restores seeds: their SQL runs in the server
     joined: bool = False  # a suite container joins the server's network
-    # The suite makes databases from template1 (postgres.template1): copies of many files.
+    # What runs against it makes databases from its templates, copies of many files each:
+    # template1's (postgres.template1), per-worker databases, resets, per-test clones.
     makes_databases: bool = False
 
     @property

@@ -226,11 +226,12 @@ class DockerRuntime:
         if spec.cacheable:
             environment["PGDATA"] = CACHED_PGDATA
             if spec.from_cache and spec.disposable and spec.makes_databases:
-                # A suite that makes its databases from template1 (Medusa's runner: one per
-                # test file) has Postgres copy a migrated schema's ~1,500 files each time,
-                # which in the image's layer takes a second on a slow disk (overlayfs: 150 us
-                # an open), 40 ms in memory. So the entry's data folder is copied into memory
-                # first (0.2 s for the 78 MB of a 200-migration schema), when it is at most
+                # A suite that makes databases from the templates (template1's for Medusa's
+                # runner, one per test file; per-worker databases, resets, per-test clones)
+                # has Postgres copy a migrated schema's ~1,500 files each time, which in the
+                # image's layer takes a second on a slow disk (overlayfs: 150 us an open),
+                # 50 ms in memory. So the entry's data folder is copied into memory first
+                # (0.2 s for the 78 MB of a 200-migration schema), when it is at most
                 # MEMORY_COPY_MAX_KB; nothing of it is kept: the entry is.
                 environment["PGDATA"] = MEMORY_PGDATA
                 environment["ENVCTL_MEMORY_FROM"] = CACHED_PGDATA

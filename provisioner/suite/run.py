@@ -71,7 +71,15 @@ def run_profile(
     else:
         check_command(argv, profile.workdir)
     times = repeat or profile.test.repeat
-    with environment(profile, notify=notify, keep=keep, runtime_override=runtime_override) as env:
+    # Per-worker databases and the resets between runs are copies of the template.
+    makes_databases = bool(workers) or times > 1
+    with environment(
+        profile,
+        notify=notify,
+        keep=keep,
+        runtime_override=runtime_override,
+        makes_databases=makes_databases,
+    ) as env:
         server = runtime_named(env.runtime)
         names = worker_names(env.database, workers) if workers else []
         extra = _worker_databases(profile, env, server, names, inside=container is not None)

@@ -15,6 +15,7 @@ import grp
 import pwd
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -310,6 +311,66 @@ def _up_make_reset_down(profile: Path, docker: Any, run: int, seen: list[tuple[s
         assert found is not None and f"file_{run - 1}" not in found[0]  # not in the entry
     finally:
         assert envctl("down", str(profile)).returncode == 0
+
+
+_WHERE = """
+import os, sys, psycopg
+with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+    where = conn.execute("SHOW data_directory").fetchone()[0]
+open(sys.argv[1], "a").write(where + "\\n")
+"""
+
+_PLUGIN_SESSION = """
+import subprocess, sys
+from pathlib import Path
+
+def test_where(envctl_env{db}):
+    subprocess.run([sys.executable, {script!r}, {out!r}], check=True)
+"""
+
+
+def test_a_hit_whose_suite_makes_databases_has_its_data_in_memory(
+    tmp_path: Path, docker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-worker databases (`run --workers`), resets between runs (`--repeat`) and per-test
+    clones (the pytest plugin's envctl_db) copy the template as template1's copies do: a hit
+    whose suite makes them runs in memory; one whose suite makes none, in the image's layer."""
+    monkeypatch.setenv("ENVCTL_CACHE", "on")  # the first start keeps its entry
+    profile = write_profile(
+        tmp_path, _own(PLAIN.replace("env:", "  seed: [{sql: SELECT 1}]\nenv:"))
+    )
+    script, out = tmp_path / "where.py", tmp_path / "where.txt"
+    script.write_text(_WHERE)
+    suite = ["--", sys.executable, str(script), str(out)]
+    try:
+        for args in ([], [], ["--workers", "2"], ["--repeat", "2"]):
+            done = envctl("run", *args, str(profile), *suite)
+            assert done.returncode == 0, done.stderr
+        for db in ("", ", envctl_db"):
+            test = tmp_path / f"test_plugin{len(db)}.py"
+            test.write_text(_PLUGIN_SESSION.format(db=db, script=str(script), out=str(out)))
+            session = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    f"--envctl-profile={profile}",
+                    str(test),
+                ],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert session.returncode == 0, session.stdout + session.stderr
+    finally:
+        remove_cache_entries(docker, tmp_path)
+    # keeping, a hit making none, --workers, --repeat (twice), the plugin without and with.
+    memory, layer = MEMORY_PGDATA, CACHED_PGDATA
+    assert out.read_text().split() == [layer, layer, memory, memory, memory, layer, memory]
 
 
 def test_a_hit_too_large_for_memory_or_not_making_databases_stays_in_the_image_layer(
