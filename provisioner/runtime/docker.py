@@ -65,7 +65,9 @@ SERVER_USER = "postgres"
 SERVER_UID = 999  # the official image's postgres user, which our test images copy
 NETWORK_ALIAS = "postgres"  # the server's name on its environment's network
 SERVER_PORT = 5432  # its port inside the container, on that network
-MEMORY_PGDATA = "/var/lib/envctl/memory"  # the data folder of a start that keeps nothing
+# The data folder in memory: of a start that keeps nothing, or of a start from the cache whose
+# suite makes databases from the templates (a copy of the entry's, see _create_container).
+MEMORY_PGDATA = "/var/lib/envctl/memory"
 # The largest data folder from the cache that is copied into memory (512 MiB), in KiB (du -sk).
 MEMORY_COPY_MAX_KB = 512 * 1024
 SHM_SIZE = 256 * 1024 * 1024  # Docker's default of 64 MiB is too little for parallel queries
@@ -222,7 +224,7 @@ class DockerRuntime:
             "POSTGRES_INITDB_ARGS": " ".join([*initdb_args, *spec.initdb_args]),
             "POSTGRES_PASSWORD_FILE": f"{CONFIG_DIR}/{PASSWORD_FILE}",
         }
-        tmpfs = {}
+        in_memory = False
         if spec.cacheable:
             environment["PGDATA"] = CACHED_PGDATA
             if spec.from_cache and spec.disposable and spec.makes_databases:
@@ -233,15 +235,17 @@ class DockerRuntime:
                 # 50 ms in memory. So the entry's data folder is copied into memory first
                 # (0.2 s for the 78 MB of a 200-migration schema), when it is at most
                 # MEMORY_COPY_MAX_KB; nothing of it is kept: the entry is.
-                environment["PGDATA"] = MEMORY_PGDATA
                 environment["ENVCTL_MEMORY_FROM"] = CACHED_PGDATA
                 environment["ENVCTL_MEMORY_MAX_KB"] = str(MEMORY_COPY_MAX_KB)
-                tmpfs[MEMORY_PGDATA] = "rw,nosuid,nodev,noexec,mode=0700"
+                in_memory = True
         elif spec.disposable and not spec.restores_seeds:
             # Nothing of it is kept, nothing survives a crash, and no seed may fill it: the
             # data in memory. initdb takes 0.4 s there, 1.0 s on a slow disk, CREATE DATABASE
             # 30 ms instead of a quarter of a second; the cost is its size in memory (40 MB,
             # and what the suite writes), for the environment's life.
+            in_memory = True
+        tmpfs = {}
+        if in_memory:
             environment["PGDATA"] = MEMORY_PGDATA
             tmpfs[MEMORY_PGDATA] = "rw,nosuid,nodev,noexec,mode=0700"
         if spec.from_cache:
